@@ -1,0 +1,175 @@
+"""Export a dataset from the workspace: the curated rows, or every row with its scores and decision, plus a manifest.
+
+Curated: rows decided `drop` are left out; `accept` and `edit` responses are written into the row itself with
+formats.apply_response (every other field of the row untouched); with a score run and `t_drop`, undecided rows whose
+confidence is below t_drop are left out too (confidence in [0, 1], higher = more trustworthy). Untouched rows come
+out exactly as they came in when written in the source's own format.
+
+All rows: every row as it came in, plus clear_row_id, clear_confidence, clear_band, clear_decision, clear_response
+(the response after the decision) and one clear_<signal> column per signal of the run.
+
+The manifest (PATH + ".manifest.json") records counts, thresholds, run, model, preset, weights, the input's sha256,
+the app version and the time; both files are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+
+import numpy as np
+import pyarrow as pa
+
+from . import __version__
+from .config import Thresholds
+from .errors import ClearError, UnknownNameError
+
+EXPORT_FORMATS = ("same", "jsonl", "json", "csv", "parquet")
+VARIANTS = ("curated", "all")
+
+
+def manifest_path(path: str | os.PathLike) -> str:
+    return str(path) + ".manifest.json"
+
+
+def export_dataset(ws, dataset, path: str | os.PathLike, fmt: str = "same", variant: str = "curated",
+                   run_id: int | None = None, t_drop: float | None = None, t_keep: float | None = None) -> dict:
+    """Write `dataset` (name, id or DatasetInfo) to `path` and its manifest beside it; returns the manifest.
+
+    run_id: the score run whose confidence filters (t_drop) and annotates (variant "all") the rows; by default the
+    dataset's latest finished score run when one is needed. t_keep only shapes clear_band (default: t_drop, or the
+    run's median confidence when neither is given, CLEAR's default cut).
+    """
+    from .formats import apply_response, write_dataset
+
+    if fmt not in EXPORT_FORMATS:
+        raise UnknownNameError("export format", fmt, EXPORT_FORMATS)
+    if variant not in VARIANTS:
+        raise UnknownNameError("export variant", variant, VARIANTS)
+    info = ws.get_dataset(dataset.id if hasattr(dataset, "id") else dataset)
+    run = _pick_run(ws, info, run_id, needed=t_drop is not None or variant == "all")
+    if t_drop is not None and run is None:
+        raise ClearError(f"--drop-below needs a score run, and dataset '{info.name}' has none; score it first")
+    thresholds = _thresholds(ws, run, t_drop, t_keep) if variant == "all" or t_drop is not None else None
+    frame = ws.export_frame(info.id, None if run is None else run.id)
+    spec = info.spec
+    target = spec if fmt in ("same", spec.file_type) else fmt
+
+    decision = _objects(frame["decision"])
+    conf = frame["confidence"].to_numpy(dtype=float, na_value=np.nan)
+    new_text = _objects(frame["decision_text"])
+    changed = np.isin(decision, ["accept", "edit"])
+    counts = {"input": len(frame), "dropped_by_decision": 0, "dropped_below_threshold": 0,
+              "edited": int(np.sum(decision == "edit")), "accepted": int(np.sum(decision == "accept")),
+              "decisions": {a: int(np.sum(decision == a)) for a in ("keep", "drop", "accept", "edit")}}
+
+    originals = _objects(frame["original"])
+    if variant == "curated":
+        for i in np.flatnonzero(changed):
+            originals[i] = apply_response(originals[i], spec, new_text[i])
+        keep = decision != "drop"
+        counts["dropped_by_decision"] = int(np.sum(~keep))
+        if t_drop is not None:
+            below = (decision == None) & ~np.isnan(conf) & (conf < t_drop)  # noqa: E711 (elementwise)
+            counts["dropped_below_threshold"] = int(np.sum(below))
+            keep &= ~below
+        rows = originals[keep].tolist()
+        extra = None
+    else:
+        rows = originals.tolist()
+        extra = _annotations(ws, frame, run, thresholds, decision, conf, changed, new_text)
+    counts["written"] = len(rows)
+    counts["dropped"] = counts["input"] - counts["written"]
+    write_dataset(str(path), target, rows, extra)
+    manifest = _manifest(info, run, fmt if fmt != "same" else spec.file_type, variant, path, counts, thresholds,
+                         t_drop)
+    _write_json_atomic(manifest_path(path), manifest)
+    return manifest
+
+
+def _objects(column) -> np.ndarray:
+    """A column as an object array of Python values, missing values as None."""
+    out = np.empty(len(column), dtype=object)
+    out[:] = pa.array(column).to_pylist()  # through Arrow: nulls become None, not pd.NA
+    return out
+
+
+def _pick_run(ws, info, run_id, needed: bool):
+    if run_id is not None:
+        run = ws.get_run(run_id)
+        if run.dataset_id != info.id or run.kind != "score":
+            raise ClearError(f"run {run_id} is not a score run of dataset '{info.name}'")
+        return run
+    if not needed:
+        return None
+    return ws.latest_run(info.id, kind="score", status="done") or ws.latest_run(info.id, kind="score")
+
+
+def _thresholds(ws, run, t_drop, t_keep) -> Thresholds | None:
+    """The bands of clear_band: t_keep defaults to t_drop, or to the run's median confidence."""
+    if run is None:
+        return None
+    if t_keep is None:
+        t_keep = t_drop if t_drop is not None else ws.quantile(run.id, "confidence", 0.5)
+    if t_keep is None:  # a run without confidence values
+        return None
+    try:
+        return Thresholds(t_drop=t_keep if t_drop is None else float(t_drop), t_keep=float(t_keep))
+    except ValueError as exc:
+        raise ClearError(str(exc)) from None
+
+
+def _annotations(ws, frame, run, thresholds, decision, conf, changed, new_text) -> dict[str, list]:
+    responses = _objects(frame["response"])
+    responses[changed] = new_text[changed]
+    bands = [None] * len(frame)
+    if thresholds is not None:
+        bands = np.where(np.isnan(conf), None, np.where(conf >= thresholds.t_keep, "keep",
+                                                        np.where(conf < thresholds.t_drop, "drop", "review")))
+    extra = {"clear_row_id": _objects(frame["row_id"]).tolist(),
+             "clear_confidence": [None if np.isnan(c) else float(c) for c in conf],
+             "clear_band": list(bands), "clear_decision": list(decision), "clear_response": responses.tolist()}
+    if run is not None:
+        wide = ws.scores_wide(run.id)
+        aligned = frame[["row_idx"]].merge(wide, on="row_idx", how="left")
+        for signal in wide.columns:
+            if signal in ("row_idx", "confidence"):
+                continue
+            values = aligned[signal].to_numpy(dtype=float, na_value=np.nan)
+            extra[f"clear_{signal}"] = [None if np.isnan(v) else float(v) for v in values]
+    return extra
+
+
+def _manifest(info, run, file_type, variant, path, counts, thresholds, t_drop) -> dict:
+    config = (run.config or {}) if run is not None else {}
+    if isinstance(config, str):
+        config = json.loads(config)
+    return {
+        "dataset": info.name, "source_path": info.source_path, "input_sha256": info.sha256,
+        "output": str(path), "file_type": file_type, "format": info.spec_dict.get("format"), "variant": variant,
+        "counts": counts,
+        "thresholds": None if thresholds is None else
+        {"t_drop": thresholds.t_drop, "t_keep": thresholds.t_keep, "drop_below": t_drop},
+        "run_id": None if run is None else run.id,
+        "model": config.get("model"), "preset": config.get("preset"),
+        "weights": None if run is None else (run.weights or config.get("weights")),
+        "app_version": __version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _write_json_atomic(path: str, data: dict) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

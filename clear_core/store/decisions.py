@@ -1,0 +1,163 @@
+"""The append-only decision log: keep / drop / accept / edit, and undo.
+
+Nothing in `decisions` is ever updated or deleted. The state of a row is its latest entry: for keep, drop, accept
+and edit that entry's action and text; for an undo, the state before the entry it undid (that entry's prev_action
+and prev_text). Each entry records the state it replaced, so undo needs no replay. Undo pops a stack per row: it
+undoes the row's latest entry that is not an undo and not undone yet, so repeated undos walk further back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ClearError, UnknownNameError
+from .db import as_rows, first, registered, to_json, transaction, utcnow
+
+ACTIONS = ("keep", "drop", "accept", "edit")
+
+# Effective state per row of dataset $dataset (rows whose state is "undecided" have action NULL).
+CURRENT_DECISIONS = """
+    SELECT l.row_idx,
+           CASE WHEN l.action = 'undo' THEN u.prev_action ELSE l.action END AS action,
+           CASE WHEN l.action = 'undo' THEN u.prev_text ELSE l.new_text END AS text,
+           l.reviewer, l.ts, l.id
+    FROM (SELECT * FROM decisions WHERE dataset_id = $dataset
+          QUALIFY row_number() OVER (PARTITION BY row_idx ORDER BY id DESC) = 1) l
+    LEFT JOIN decisions u ON u.id = l.undoes"""
+
+# Per row, the entry an undo would undo: the latest entry that is neither an undo nor undone.
+_UNDO_TOPS = """
+    SELECT d.id, d.row_idx, d.action, d.new_text, d.prev_action, d.prev_text, d.batch_id, d.reviewer
+    FROM decisions d
+    WHERE d.dataset_id = $dataset AND d.action <> 'undo'
+      AND d.id NOT IN (SELECT undoes FROM decisions WHERE dataset_id = $dataset AND undoes IS NOT NULL)
+    QUALIFY row_number() OVER (PARTITION BY d.row_idx ORDER BY d.id DESC) = 1"""
+
+_INSERT = """
+    INSERT INTO decisions (dataset_id, row_idx, action, new_text, reviewer, ts, prev_action, prev_text, thresholds,
+                           batch_id, undoes)
+    SELECT $dataset, b.row_idx, $action, b.new_text, $reviewer, $ts, b.prev_action, b.prev_text, $thresholds,
+           $batch, b.undoes
+    FROM _clear_decisions b ORDER BY b.pos"""
+
+
+def current_decisions(cur, dataset_id: int) -> pd.DataFrame:
+    """DataFrame[row_idx, action, text, reviewer, ts]: the decided rows and their state, in row order."""
+    return cur.execute(f"SELECT row_idx, action, text, reviewer, ts FROM ({CURRENT_DECISIONS}) "
+                       "WHERE action IS NOT NULL ORDER BY row_idx", {"dataset": int(dataset_id)}).df()
+
+
+def decision_log(cur, dataset_id: int) -> pd.DataFrame:
+    """Every entry of the log of a dataset, oldest first."""
+    return cur.execute("SELECT id, row_idx, action, new_text, reviewer, ts, prev_action, prev_text, thresholds, "
+                       "batch_id, undoes FROM decisions WHERE dataset_id = ? ORDER BY id", [int(dataset_id)]).df()
+
+
+def _check_rows(cur, dataset_id: int, rows: np.ndarray) -> None:
+    found = first(cur.execute("SELECT n_rows FROM datasets WHERE id = ?", [int(dataset_id)]))
+    if found is None:
+        raise ClearError(f"no dataset with id {dataset_id}")
+    bad = rows[(rows < 0) | (rows >= found[0])]
+    if len(bad):
+        raise ClearError(f"row {int(bad[0])} is not a row of dataset {dataset_id} (it has {found[0]} rows)")
+
+
+def _texts(cur, dataset_id: int, rows: np.ndarray, action: str, new_text) -> list:
+    """The text each row's decision stores: the edit, the accepted proposal, or nothing for keep / drop."""
+    if action in ("keep", "drop"):
+        if new_text is not None:
+            raise ClearError(f"a '{action}' decision takes no text")
+        return [None] * len(rows)
+    if action == "edit":
+        if new_text is None:
+            raise ClearError("an 'edit' decision needs the new response text")
+        texts = [new_text] * len(rows) if isinstance(new_text, str) else list(new_text)
+        if len(texts) != len(rows) or not all(isinstance(t, str) for t in texts):
+            raise ClearError("edit texts must be one string, or one string per row")
+        return texts
+    if new_text is not None:
+        raise ClearError("an 'accept' decision takes the row's latest proposal; it takes no text")
+    from .queries import LATEST_PROPOSALS
+
+    found = dict(cur.execute(f"SELECT row_idx, candidate FROM ({LATEST_PROPOSALS}) "
+                             "WHERE row_idx IN (SELECT unnest($rows::INTEGER[]))",
+                             {"dataset": int(dataset_id), "rows": rows.tolist()}).fetchall())
+    missing = [r for r in rows.tolist() if r not in found]
+    if missing:
+        raise ClearError(f"row {missing[0]} has no proposal to accept"
+                         + (f" (and {len(missing) - 1} more rows)" if len(missing) > 1 else ""))
+    return [found[r] for r in rows.tolist()]
+
+
+def record_decisions(cur, dataset_id: int, rows, action: str, reviewer: str, new_text=None,
+                     thresholds=None) -> int:
+    """Append one entry per row (one batch id for them all) and return the batch id; committed before returning.
+
+    action: keep, drop, accept (stores the row's latest proposal as the text) or edit (new_text: one string, or
+    one per row). thresholds: the thresholds in force (a Thresholds, a dict or JSON), kept for the audit trail.
+    """
+    if action not in ACTIONS:
+        raise UnknownNameError("decision action", action, ACTIONS)
+    if not reviewer:
+        raise ClearError("a decision needs a reviewer name")
+    rows = as_rows(rows)
+    if len(rows) == 0:
+        raise ClearError("no rows to decide")
+    if len(rows) > 1 and np.any(np.diff(np.sort(rows)) == 0):
+        raise ClearError("a row appears twice in one decision")
+    with transaction(cur):
+        _check_rows(cur, dataset_id, rows)
+        texts = _texts(cur, dataset_id, rows, action, new_text)
+        batch = int(cur.execute("SELECT nextval('decision_batches')").fetchall()[0][0])
+        prev = cur.execute(f"SELECT row_idx, action, text FROM ({CURRENT_DECISIONS}) "
+                           "WHERE row_idx IN (SELECT unnest($rows::INTEGER[]))",
+                           {"dataset": int(dataset_id), "rows": rows.tolist()}).fetchall()
+        prev_state = {r: (a, t) for r, a, t in prev}
+        frame = pd.DataFrame({
+            "pos": np.arange(len(rows)), "row_idx": rows.astype(np.int32),
+            "new_text": pd.array(texts, dtype=object),
+            "prev_action": pd.array([prev_state.get(r, (None, None))[0] for r in rows.tolist()], dtype=object),
+            "prev_text": pd.array([prev_state.get(r, (None, None))[1] for r in rows.tolist()], dtype=object),
+            "undoes": pd.array([None] * len(rows), dtype="Int64"),
+        })
+        _append(cur, frame, dataset_id, action, reviewer, to_json(thresholds), batch)
+    return batch
+
+
+def _append(cur, frame: pd.DataFrame, dataset_id: int, action: str, reviewer: str, thresholds, batch: int) -> None:
+    for column in ("new_text", "prev_action", "prev_text"):  # all-None object columns would arrive typed NULL
+        frame[column] = frame[column].astype("string")
+    with registered(cur, "_clear_decisions", frame):
+        cur.execute(_INSERT, {"dataset": int(dataset_id), "action": action, "reviewer": reviewer, "ts": utcnow(),
+                              "thresholds": thresholds, "batch": batch})
+
+
+def undo(cur, dataset_id: int, reviewer: str, row_idx: int | None = None) -> list[int]:
+    """Undo the latest active decision of a row, or (row_idx None) of every row of this reviewer's latest batch
+    that still stands; appends 'undo' entries and returns the rows undone (empty when there is nothing to undo)."""
+    if not reviewer:
+        raise ClearError("an undo needs a reviewer name")
+    params = {"dataset": int(dataset_id)}
+    with transaction(cur):
+        if row_idx is not None:
+            params["row"] = int(row_idx)
+            tops = cur.execute(f"SELECT * FROM ({_UNDO_TOPS}) WHERE row_idx = $row", params).df()
+        else:
+            params["reviewer"] = reviewer
+            tops = cur.execute(f"""
+                WITH tops AS ({_UNDO_TOPS})
+                SELECT * FROM tops WHERE batch_id = (SELECT max(batch_id) FROM tops WHERE reviewer = $reviewer)
+                ORDER BY row_idx""", params).df()
+        if tops.empty:
+            return []
+        batch = int(cur.execute("SELECT nextval('decision_batches')").fetchall()[0][0])
+        frame = pd.DataFrame({
+            "pos": np.arange(len(tops)), "row_idx": tops["row_idx"].to_numpy(np.int32),
+            "new_text": tops["prev_text"].astype(object).to_numpy(),  # the text the undo restores
+            "prev_action": tops["action"].astype(object).to_numpy(),
+            "prev_text": tops["new_text"].astype(object).to_numpy(),
+            "undoes": tops["id"].astype("Int64"),
+        })
+        _append(cur, frame, dataset_id, "undo", reviewer, None, batch)
+    return sorted(int(r) for r in tops["row_idx"])

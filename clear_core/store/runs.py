@@ -1,0 +1,272 @@
+"""Runs and their per-batch results: the resume point of a scoring or correction run.
+
+`commit_batch` writes a batch's scores, embeddings and proposals AND marks its rows done for the stage in one
+transaction; `pending_rows` is everything of the run not marked yet. A process killed at any moment (even SIGKILL)
+therefore loses at most the batch in flight, and a resumed run does no row twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import ClearError, UnknownNameError
+from .db import as_rows, first, from_json, registered, sorted_unique, to_json, transaction, utcnow
+
+RUN_KINDS = ("score", "correct")
+RUN_STATUSES = ("running", "stopped", "done", "failed")
+PROPOSAL_COLUMNS = ("candidate", "source", "judge_conf", "confident")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    dataset_id: int
+    kind: str
+    config: dict
+    status: str
+    n_total: int
+    n_done: int  # rows committed ok in `stage` (the latest stage committed)
+    n_failed: int  # rows committed with an error in `stage`
+    created_at: datetime
+    updated_at: datetime
+    weights: dict | None
+    message: str | None
+    stage: str | None
+
+
+_RUN_COLUMNS = ("id, dataset_id, kind, config, status, n_total, n_done, n_failed, created_at, updated_at, weights, "
+                "message, stage")
+
+
+def _info(row) -> RunInfo:
+    return RunInfo(int(row[0]), int(row[1]), row[2], from_json(row[3]), row[4], int(row[5]), int(row[6]),
+                   int(row[7]), row[8], row[9], from_json(row[10]), row[11], row[12])
+
+
+def create_run(cur, dataset_id: int, kind: str, config_json, n_total: int, status: str = "running") -> int:
+    if kind not in RUN_KINDS:
+        raise UnknownNameError("run kind", kind, RUN_KINDS)
+    if status not in RUN_STATUSES:
+        raise UnknownNameError("run status", status, RUN_STATUSES)
+    if cur.execute("SELECT count(*) FROM datasets WHERE id = ?", [int(dataset_id)]).fetchall()[0][0] == 0:
+        raise ClearError(f"no dataset with id {dataset_id}")
+    now = utcnow()
+    return int(cur.execute(
+        "INSERT INTO runs (dataset_id, kind, config, status, n_total, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        [int(dataset_id), kind, to_json(config_json), status, int(n_total), now, now],
+    ).fetchall()[0][0])
+
+
+def get_run(cur, run_id: int) -> RunInfo:
+    row = first(cur.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", [int(run_id)]))
+    if row is None:
+        ids = [str(r[0]) for r in cur.execute("SELECT id FROM runs ORDER BY id").fetchall()]
+        raise UnknownNameError("run", str(run_id), ids)
+    return _info(row)
+
+
+def list_runs(cur, dataset_id: int | None = None) -> list[RunInfo]:
+    if dataset_id is None:
+        rows = cur.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id").fetchall()
+    else:
+        rows = cur.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE dataset_id = ? ORDER BY id",
+                           [int(dataset_id)]).fetchall()
+    return [_info(r) for r in rows]
+
+
+def latest_run(cur, dataset_id: int, kind: str = "score", status: str | None = None) -> RunInfo | None:
+    """The newest run of that kind (and status, when given) on the dataset, or None."""
+    row = first(cur.execute(
+        f"SELECT {_RUN_COLUMNS} FROM runs WHERE dataset_id = ? AND kind = ? AND (? IS NULL OR status = ?) "
+        "ORDER BY id DESC LIMIT 1", [int(dataset_id), kind, status, status]))
+    return _info(row) if row else None
+
+
+_UPDATABLE = ("status", "message", "weights", "n_total", "stage", "config")
+
+
+def update_run(cur, run_id: int, **changes) -> RunInfo:
+    """Set some of status, message, weights, n_total, stage, config (None values are left unchanged)."""
+    unknown = [k for k in changes if k not in _UPDATABLE]
+    if unknown:
+        raise UnknownNameError("run field", unknown[0], _UPDATABLE)
+    if changes.get("status") is not None and changes["status"] not in RUN_STATUSES:
+        raise UnknownNameError("run status", changes["status"], RUN_STATUSES)
+    values = {k: v for k, v in changes.items() if v is not None}
+    for key in ("weights", "config"):
+        if key in values:
+            values[key] = to_json(values[key])
+    get_run(cur, run_id)  # raises for an unknown run
+    sets = ", ".join(f"{k} = ?" for k in values)  # keys validated against _UPDATABLE
+    cur.execute(f"UPDATE runs SET {sets + ', ' if sets else ''}updated_at = ? WHERE id = ?",
+                [*values.values(), utcnow(), int(run_id)])
+    return get_run(cur, run_id)
+
+
+def done_rows(cur, run_id: int, stage: str, failed: bool | None = None) -> np.ndarray:
+    """Rows committed for the stage (all, only failed ones with failed=True, only ok ones with failed=False)."""
+    sql = "SELECT row_idx FROM row_status WHERE run_id = ? AND stage = ? AND (? IS NULL OR ok = ?) ORDER BY row_idx"
+    ok = None if failed is None else not failed
+    return cur.execute(sql, [int(run_id), stage, ok, ok]).fetchnumpy()["row_idx"].astype(np.int64)
+
+
+def pending_rows(cur, run_id: int, stage: str, rows=None) -> np.ndarray:
+    """Rows of the run not yet committed for `stage`, in row order.
+
+    A run covers rows 0 .. n_total - 1 of its dataset (a `limit` takes the first rows); a run over another set of
+    rows (a correction run over the flagged rows) passes that set as `rows`. Rows committed with an error count as
+    done: they are reported, not retried.
+    """
+    run = get_run(cur, run_id)
+    wanted = np.arange(run.n_total, dtype=np.int64) if rows is None else sorted_unique(as_rows(rows))
+    return np.setdiff1d(wanted, done_rows(cur, run_id, stage), assume_unique=True)
+
+
+def long_scores(rows, values: Mapping[str, np.ndarray], raw: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Scores as the long DataFrame commit_batch takes, from {signal: values aligned with rows} (+ raw values)."""
+    rows = as_rows(rows)
+    parts = []
+    for signal, vals in values.items():
+        raw_vals = (raw or {}).get(signal)
+        parts.append(pd.DataFrame({
+            "row_idx": rows, "signal": signal, "value": np.asarray(vals, dtype=np.float64),
+            "raw": np.full(len(rows), np.nan) if raw_vals is None else np.asarray(raw_vals, dtype=np.float64)}))
+    if not parts:
+        return pd.DataFrame({"row_idx": [], "signal": [], "value": [], "raw": []})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _embedding_table(rows: np.ndarray, embeddings) -> pa.Table:
+    """Arrow table (row_idx, kind, vec) from {kind: (len(rows), dim) array} or a DataFrame with those columns."""
+    if isinstance(embeddings, pd.DataFrame):
+        return pa.Table.from_pandas(embeddings[["row_idx", "kind", "vec"]], preserve_index=False)
+    tables = []
+    for kind, matrix in embeddings.items():
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[0] != len(rows):
+            raise ValueError(f"embeddings[{kind!r}] must have shape (len(rows), dim), got {matrix.shape}")
+        offsets = np.arange(0, matrix.size + 1, max(matrix.shape[1], 1), dtype=np.int32)[: len(rows) + 1]
+        vec = pa.ListArray.from_arrays(pa.array(offsets), pa.array(matrix.reshape(-1)))
+        tables.append(pa.table({"row_idx": pa.array(rows, pa.int32()), "kind": pa.array([kind] * len(rows)),
+                                "vec": vec}))
+    return pa.concat_tables(tables)
+
+
+def commit_batch(cur, run_id: int, stage: str, rows, scores: pd.DataFrame | None = None, embeddings=None,
+                 proposals: pd.DataFrame | None = None, errors: Mapping[int, str] | None = None) -> None:
+    """Write one batch's results and mark its rows done for `stage`, all in ONE transaction.
+
+    rows: every row the batch processed (ok or failed). scores: long DataFrame [row_idx, signal, value, raw?]
+    (`long_scores` builds it; values in [0, 1], higher = more trustworthy). embeddings: {kind: (len(rows), dim)}
+    or a DataFrame [row_idx, kind, vec]. proposals: DataFrame [row_idx, candidate?, source?, judge_conf?,
+    confident?]; a row that already has a proposal in this run is updated (NULLs keep the stored value), so a
+    judge stage can add judge_conf to the candidates of the propose stage. errors: {row_idx: message} for the rows
+    that failed. Committing a row twice for the same stage raises ClearError and writes nothing.
+    """
+    rows = as_rows(rows)
+    if len(rows) > 1 and np.any(np.diff(np.sort(rows)) == 0):
+        raise ClearError(f"commit_batch: duplicate rows in the batch of run {run_id}, stage {stage}")
+    status = _status_frame(rows, errors or {})
+    if scores is not None and len(scores):
+        values = np.asarray(scores["value"], dtype=np.float64)
+        if np.any((values < 0) | (values > 1)):
+            raise ClearError(f"commit_batch: score values must lie in [0, 1] (run {run_id}, stage '{stage}')")
+    with transaction(cur):
+        with registered(cur, "_clear_status", status):
+            already = cur.execute(
+                "SELECT count(*) FROM row_status WHERE run_id = ? AND stage = ? "
+                "AND row_idx IN (SELECT row_idx FROM _clear_status)", [int(run_id), stage]).fetchall()[0][0]
+            if already:
+                raise ClearError(f"commit_batch: {already} of these rows are already committed for run {run_id}, "
+                                 f"stage '{stage}'")
+            cur.execute("INSERT INTO row_status SELECT ?, ?, row_idx, ok, error FROM _clear_status",
+                        [int(run_id), stage])
+        if scores is not None and len(scores):
+            frame = scores if "raw" in scores.columns else scores.assign(raw=np.nan)
+            with registered(cur, "_clear_scores", frame[["row_idx", "signal", "value", "raw"]]):
+                cur.execute("INSERT INTO scores SELECT ?, row_idx, signal, value, CASE WHEN isnan(raw) THEN NULL "
+                            "ELSE raw END FROM _clear_scores", [int(run_id)])
+        if embeddings is not None and len(embeddings):
+            with registered(cur, "_clear_embeddings", _embedding_table(rows, embeddings)):
+                cur.execute("INSERT INTO embeddings SELECT ?, row_idx, kind, vec FROM _clear_embeddings",
+                            [int(run_id)])
+        if proposals is not None and len(proposals):
+            _upsert_proposals(cur, int(run_id), proposals)
+        cur.execute(
+            "UPDATE runs SET stage = ?, updated_at = ?, "
+            "n_done = (SELECT count(*) FROM row_status WHERE run_id = ? AND stage = ? AND ok), "
+            "n_failed = (SELECT count(*) FROM row_status WHERE run_id = ? AND stage = ? AND NOT ok) WHERE id = ?",
+            [stage, utcnow(), int(run_id), stage, int(run_id), stage, int(run_id)])
+
+
+def _status_frame(rows: np.ndarray, errors: Mapping[int, str]) -> pd.DataFrame:
+    """row_status rows of a batch: ok unless the row has an error message."""
+    errors = {int(k): str(v) for k, v in errors.items()}
+    outside = sorted(set(errors) - set(rows.tolist()))
+    if outside:
+        raise ClearError(f"commit_batch: errors for rows outside the batch: {outside[:5]}")
+    failed = np.isin(rows, np.fromiter(errors, dtype=np.int64, count=len(errors)))
+    messages = [errors.get(r) for r in rows.tolist()] if errors else [None] * len(rows)
+    return pd.DataFrame({"row_idx": rows.astype(np.int32), "ok": ~failed, "error": pd.array(messages, dtype="string")})
+
+
+def _upsert_proposals(cur, run_id: int, proposals: pd.DataFrame) -> None:
+    frame = pd.DataFrame({"row_idx": np.asarray(proposals["row_idx"], dtype=np.int32)})
+    for column, dtype in zip(PROPOSAL_COLUMNS, (object, object, "float64", "boolean")):
+        frame[column] = proposals[column].to_numpy() if column in proposals else pd.array([None] * len(frame), dtype)
+    frame["candidate"] = frame["candidate"].astype(object)
+    frame["source"] = frame["source"].astype(object)
+    with registered(cur, "_clear_proposals", frame):
+        cur.execute(
+            "UPDATE proposals SET candidate = coalesce(b.candidate::VARCHAR, proposals.candidate), "
+            "source = coalesce(b.source::VARCHAR, proposals.source), "
+            "judge_conf = coalesce(b.judge_conf::DOUBLE, proposals.judge_conf), "
+            "confident = coalesce(b.confident::BOOLEAN, proposals.confident) "
+            "FROM _clear_proposals b WHERE proposals.run_id = ? AND proposals.row_idx = b.row_idx", [run_id])
+        cur.execute(
+            "INSERT INTO proposals SELECT ?, b.row_idx, b.candidate::VARCHAR, b.source::VARCHAR, "
+            "b.judge_conf::DOUBLE, b.confident::BOOLEAN FROM _clear_proposals b "
+            "WHERE b.row_idx NOT IN (SELECT row_idx FROM proposals WHERE run_id = ?)", [run_id, run_id])
+
+
+def load_embeddings(cur, run_id: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(row indices, float32 matrix with one row per index) of a run's embeddings of that kind, in row order."""
+    table = cur.sql("SELECT row_idx, vec FROM embeddings WHERE run_id = $run AND kind = $kind ORDER BY row_idx",
+                    params={"run": int(run_id), "kind": kind}).to_arrow_table()
+    rows = table.column("row_idx").to_numpy().astype(np.int64)
+    if not len(rows):
+        return rows, np.zeros((0, 0), dtype=np.float32)
+    flat = table.column("vec").combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+    return rows, flat.reshape(len(rows), -1)
+
+
+def embeddings(cur, run_id: int, kind: str, row_idx=None) -> np.ndarray:
+    """Float32 matrix of a run's embeddings of that kind, one row per entry of `row_idx` (all rows when None)."""
+    rows, matrix = load_embeddings(cur, run_id, kind)
+    if row_idx is None:
+        return matrix
+    wanted = as_rows(row_idx)
+    pos = np.searchsorted(rows, wanted)
+    if len(rows) == 0 or np.any(pos >= len(rows)) or np.any(rows[np.minimum(pos, len(rows) - 1)] != wanted):
+        missing = wanted[(pos >= len(rows)) | (rows[np.minimum(pos, max(len(rows) - 1, 0))] != wanted)] \
+            if len(rows) else wanted
+        raise ClearError(f"run {run_id} has no {kind} embedding for row {int(missing[0])}")
+    return matrix[pos]
+
+
+def proposals(cur, run_id: int) -> pd.DataFrame:
+    return cur.execute("SELECT row_idx, candidate, source, judge_conf, confident FROM proposals WHERE run_id = ? "
+                       "ORDER BY row_idx", [int(run_id)]).df()
+
+
+def row_errors(cur, run_id: int, stage: str | None = None) -> pd.DataFrame:
+    """The rows committed with an error: [stage, row_idx, error]."""
+    return cur.execute("SELECT stage, row_idx, error FROM row_status WHERE run_id = ? AND NOT ok "
+                       "AND (? IS NULL OR stage = ?) ORDER BY stage, row_idx", [int(run_id), stage, stage]).df()

@@ -1,0 +1,206 @@
+"""The workspace: one DuckDB file holding datasets, runs, scores, proposals and the decision log.
+
+`Workspace` is the facade the app, the pipeline and the CLI hold. It owns one DuckDB connection; every method runs
+on the calling thread's own cursor (`ws.cursor()`), so the app can score in a background thread while the UI
+queries. Results are read fully (DataFrames, lists, dataclasses) before a method returns.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ..errors import ClearError, WorkspaceLockedError
+from . import datasets as _datasets
+from . import decisions as _decisions
+from . import queries as _queries
+from . import runs as _runs
+from .datasets import DatasetInfo
+from .runs import RunInfo
+from .schema import migrate
+
+
+def _connect(path: str, read_only: bool):
+    try:
+        return duckdb.connect(path, read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise WorkspaceLockedError(
+                f"workspace {path} is open in another process (the app or a CLI command); "
+                "close it or pass --workspace OTHER.db") from None
+        raise ClearError(f"cannot open workspace {path}: {str(exc).splitlines()[0]}") from None
+    except duckdb.Error as exc:
+        raise ClearError(f"cannot open workspace {path}: {str(exc).splitlines()[0]}") from None
+
+
+class Workspace:
+    """A CLEAR Studio workspace file. Open with `Workspace.open(path)`; use as a context manager or call close()."""
+
+    def __init__(self, path: str, connection, read_only: bool):
+        self.path, self.read_only = path, read_only
+        self._con = connection
+        self._cursors: dict[threading.Thread, object] = {}  # one cursor per live thread
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike = ":memory:", read_only: bool = False) -> "Workspace":
+        """Open (creating and migrating as needed) a workspace; WorkspaceLockedError when another process holds it."""
+        path = str(path)
+        if path != ":memory:":
+            parent = Path(path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise ClearError(f"cannot create workspace {path}: folder {parent} does not exist")
+            if read_only and not Path(path).exists():
+                raise ClearError(f"no workspace at {path}")
+        con = _connect(path, read_only)
+        ws = cls(path, con, read_only)
+        try:
+            migrate(ws.cursor(), path, read_only=read_only)
+        except BaseException:
+            ws.close()
+            raise
+        return ws
+
+    def cursor(self):
+        """This thread's own cursor on the workspace connection (created on first use).
+
+        Cursors of threads that have ended are closed when a new one is made: Streamlit runs every rerun of a page
+        in a fresh thread, so a long session would otherwise pile up one open cursor per rerun.
+        """
+        thread = threading.current_thread()
+        cur = self._cursors.get(thread)
+        if cur is not None:
+            return cur
+        with self._lock:
+            if self._con is None:
+                raise ClearError(f"workspace {self.path} is closed")
+            for old in [t for t in self._cursors if not t.is_alive()]:
+                self._cursors.pop(old).close()
+            cur = self._cursors[thread] = self._con.cursor()
+        return cur
+
+    def close(self) -> None:
+        with self._lock:
+            for cur in self._cursors.values():
+                try:
+                    cur.close()
+                except duckdb.Error:
+                    pass
+            self._cursors.clear()
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    def __enter__(self) -> "Workspace":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Workspace({self.path!r}{', read_only=True' if self.read_only else ''})"
+
+    # datasets -----------------------------------------------------------------------------------------------
+    def add_dataset(self, name: str, result, replace: bool = False, progress=None) -> DatasetInfo:
+        return _datasets.add_dataset(self.cursor(), name, result, replace=replace, progress=progress)
+
+    def list_datasets(self) -> list[DatasetInfo]:
+        return _datasets.list_datasets(self.cursor())
+
+    def get_dataset(self, name_or_id) -> DatasetInfo:
+        return _datasets.get_dataset(self.cursor(), name_or_id)
+
+    def delete_dataset(self, name_or_id) -> None:
+        _datasets.delete_dataset(self.cursor(), name_or_id)
+
+    def examples(self, dataset_id: int, row_idx=None, limit: int | None = None, offset: int = 0,
+                 columns=_datasets.EXAMPLE_COLUMNS) -> pd.DataFrame:
+        return _datasets.examples(self.cursor(), dataset_id, row_idx, limit, offset, columns)
+
+    # runs ---------------------------------------------------------------------------------------------------
+    def create_run(self, dataset_id: int, kind: str, config_json, n_total: int, status: str = "running") -> int:
+        return _runs.create_run(self.cursor(), dataset_id, kind, config_json, n_total, status)
+
+    def get_run(self, run_id: int) -> RunInfo:
+        return _runs.get_run(self.cursor(), run_id)
+
+    def list_runs(self, dataset_id: int | None = None) -> list[RunInfo]:
+        return _runs.list_runs(self.cursor(), dataset_id)
+
+    def latest_run(self, dataset_id: int, kind: str = "score", status: str | None = None) -> RunInfo | None:
+        return _runs.latest_run(self.cursor(), dataset_id, kind, status)
+
+    def update_run(self, run_id: int, **changes) -> RunInfo:
+        return _runs.update_run(self.cursor(), run_id, **changes)
+
+    def pending_rows(self, run_id: int, stage: str, rows=None) -> np.ndarray:
+        return _runs.pending_rows(self.cursor(), run_id, stage, rows)
+
+    def done_rows(self, run_id: int, stage: str, failed: bool | None = None) -> np.ndarray:
+        return _runs.done_rows(self.cursor(), run_id, stage, failed)
+
+    def commit_batch(self, run_id: int, stage: str, rows, scores=None, embeddings=None, proposals=None,
+                     errors=None) -> None:
+        _runs.commit_batch(self.cursor(), run_id, stage, rows, scores, embeddings, proposals, errors)
+
+    def load_embeddings(self, run_id: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        return _runs.load_embeddings(self.cursor(), run_id, kind)
+
+    def embeddings(self, run_id: int, kind: str, row_idx=None) -> np.ndarray:
+        return _runs.embeddings(self.cursor(), run_id, kind, row_idx)
+
+    def proposals(self, run_id: int) -> pd.DataFrame:
+        return _runs.proposals(self.cursor(), run_id)
+
+    def row_errors(self, run_id: int, stage: str | None = None) -> pd.DataFrame:
+        return _runs.row_errors(self.cursor(), run_id, stage)
+
+    # queries (scores in [0, 1], higher = more trustworthy) ---------------------------------------------------
+    def signals(self, run_id: int) -> list[str]:
+        return _queries.signals(self.cursor(), run_id)
+
+    def scores_wide(self, run_id: int, signals=None, raw: bool = False) -> pd.DataFrame:
+        return _queries.scores_wide(self.cursor(), run_id, signals, raw)
+
+    def band_counts(self, run_id: int, t_drop: float, t_keep: float, eta: float = 0.8) -> dict:
+        return _queries.band_counts(self.cursor(), run_id, t_drop, t_keep, eta)
+
+    def histogram(self, run_id: int, signal: str, bins: int = 40, lo: float = 0.0, hi: float = 1.0) -> pd.DataFrame:
+        return _queries.histogram(self.cursor(), run_id, signal, bins, lo, hi)
+
+    def quantile(self, run_id: int, signal: str, q):
+        return _queries.quantile(self.cursor(), run_id, signal, q)
+
+    def review_queue(self, dataset_id: int, run_id: int | None, **filters) -> pd.DataFrame:
+        return _queries.review_queue(self.cursor(), dataset_id, run_id, **filters)
+
+    def review_rows(self, dataset_id: int, run_id: int | None, order: str = "row", **filters) -> np.ndarray:
+        return _queries.review_rows(self.cursor(), dataset_id, run_id, order, **filters)
+
+    def review_count(self, dataset_id: int, run_id: int | None, **filters) -> int:
+        return _queries.review_count(self.cursor(), dataset_id, run_id, **filters)
+
+    def review_progress(self, dataset_id: int, run_id: int | None, t_keep: float) -> dict:
+        return _queries.review_progress(self.cursor(), dataset_id, run_id, t_keep)
+
+    def export_frame(self, dataset_id: int, run_id: int | None = None) -> pd.DataFrame:
+        return _queries.export_frame(self.cursor(), dataset_id, run_id)
+
+    # decisions ----------------------------------------------------------------------------------------------
+    def record_decisions(self, dataset_id: int, rows, action: str, reviewer: str, new_text=None,
+                         thresholds=None) -> int:
+        return _decisions.record_decisions(self.cursor(), dataset_id, rows, action, reviewer, new_text, thresholds)
+
+    def undo(self, dataset_id: int, reviewer: str, row_idx: int | None = None) -> list[int]:
+        return _decisions.undo(self.cursor(), dataset_id, reviewer, row_idx)
+
+    def current_decisions(self, dataset_id: int) -> pd.DataFrame:
+        return _decisions.current_decisions(self.cursor(), dataset_id)
+
+    def decision_log(self, dataset_id: int) -> pd.DataFrame:
+        return _decisions.decision_log(self.cursor(), dataset_id)
