@@ -1,0 +1,222 @@
+"""Data & Scoring: load a file (or a sample), check its format and bad rows, import it, score it, Auto-Correct."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from clear_core import formats
+from clear_core.config import PRESETS, preset_config
+from clear_core.errors import InputError, InputErrors
+from ui import jobs, state, widgets
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "sample_data" / "demo.jsonl"
+FORMATS = ["auto", "alpaca", "sharegpt", "messages", "prompt_completion", "columns"]
+MODELS = {"default": "Embedded SmolLM2-135M-Instruct (default, offline)", "custom": "A local model dir, .gguf or HF id",
+          "tiny": "Tiny random model (tests and demos only)"}
+PRESET_HELP = {"fast": "likelihood + reflection + neighbours, no sampling",
+               "balanced": "+ consistency over 3 samples", "thorough": "+ 5 samples and IFD, BSDetector weights"}
+s = st.session_state
+
+
+def samples() -> list[Path]:
+    return [p for p in [SAMPLE, *sorted((ROOT / "sample_data" / "examples").glob("*"))] if p.is_file()]
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the file…")
+def read(path: str, mtime: float, fmt: str, mapping: tuple | None, skip: bool):
+    return formats.read_dataset(path, format=fmt, mapping=dict(mapping) if mapping else None, skip_bad_rows=skip)
+
+
+def import_sample() -> None:
+    result = formats.read_dataset(str(SAMPLE))
+    state.ws().add_dataset("demo", result)
+    state.select(dataset="demo")
+
+
+def source_file() -> str | None:
+    """The file to load: an upload (saved next to the workspace) or a sample file."""
+    kind = st.radio("Source", ["Upload a file", "Sample file"], horizontal=True, key="source_kind",
+                    label_visibility="collapsed")
+    if kind == "Sample file":
+        options = samples()
+        if not options:
+            st.info("No sample files found under sample_data/.")
+            return None
+        pick = st.selectbox("Sample file", options, format_func=lambda p: str(p.relative_to(ROOT)), key="sample_pick")
+        return str(pick)
+    up = st.file_uploader("Dataset file", type=["jsonl", "json", "csv", "parquet"], key="upload",
+                          help="JSONL / JSON / CSV / Parquet in Alpaca, ShareGPT, messages, prompt/completion or "
+                               "any columns you map.")
+    if up is None:
+        return None
+    folder = Path(s["workspace_path"]).expanduser().resolve().parent / "uploads"
+    folder.mkdir(exist_ok=True)
+    target = folder / Path(up.name).name
+    data = up.getvalue()
+    if not target.exists() or target.read_bytes() != data:
+        target.write_bytes(data)
+    return str(target)
+
+
+def mapping_inputs(spec) -> tuple | None:
+    """Column mapping for the 'columns' format: which column (or "{col}" template) is the prompt, the response..."""
+    current = dict(spec.mapping or {}) if spec is not None else {}
+    cols = ", ".join(spec.columns) if spec is not None and spec.columns else "?"
+    st.caption(f"Columns in the file: `{cols}`. The prompt may be a template such as `{{question}}\\n{{context}}`.")
+    out = {}
+    for col, field in zip(st.columns(4), ("prompt", "response", "system", "id")):
+        value = col.text_input(field.capitalize() + (" *" if field in ("prompt", "response") else ""),
+                               value=current.get(field) or "", key=f"map_{field}")
+        if value.strip():
+            out[field] = value.strip()
+    return tuple(sorted(out.items())) if {"prompt", "response"} <= set(out) else None
+
+
+def load_section() -> None:
+    path = source_file()
+    if path is None:
+        return
+    c1, c2 = st.columns([1, 3])
+    fmt = c1.selectbox("Format", FORMATS, key="format_pick")
+    skip = c2.checkbox("Skip bad rows (import the good ones, list the bad ones)", key="skip_bad")
+    spec = None
+    try:
+        spec = formats.detect(path, format=fmt)
+    except InputError as exc:
+        if fmt != "columns":
+            st.error(str(exc))
+            return
+    mapping = None
+    if fmt == "columns" or (spec is not None and spec.format == "columns"):
+        mapping = mapping_inputs(spec)
+        if mapping is None:
+            st.info("Name the prompt and response columns to go on.")
+            return
+    try:
+        result = read(path, Path(path).stat().st_mtime, fmt, mapping, skip)
+    except InputErrors as exc:
+        st.error(f"{len(exc.errors):,} bad row(s) in {Path(path).name}: fix them, or tick “Skip bad rows”.")
+        widgets.input_errors(exc.errors)
+        return
+    spec = result.spec
+    st.markdown(f"**Detected:** `{spec.file_type}` · `{spec.format}` · {len(result.records):,} rows"
+                + (f" · mapping `{spec.mapping}`" if spec.mapping else ""))
+    if result.errors:
+        st.warning(f"{len(result.errors):,} bad row(s) will be skipped:")
+        widgets.input_errors(result.errors)
+    preview = pd.DataFrame([{"line": r.line, "prompt": formats.prompt_text(r.prompt), "response": r.response}
+                            for r in result.records[:50]])
+    st.dataframe(preview, hide_index=True, width="stretch", height=240)
+    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
+    name = c1.text_input("Dataset name", value=Path(path).stem, key=f"name_{Path(path).name}")
+    if c2.button("Import", type="primary", icon=":material/download_done:", disabled=not result.records,
+                 key="import"):
+        with st.spinner("Importing…"):
+            info = state.ws().add_dataset(name.strip(), result)
+        st.toast(f"Imported {info.n_rows:,} rows as '{info.name}'", icon=":material/check_circle:")
+        state.select(dataset=info.name)
+        st.rerun()
+
+
+def score_section(ds) -> None:
+    st.subheader(f"2 · Score “{ds.name}”")
+    c1, c2 = st.columns([3, 2])
+    choice = c1.selectbox("Model", list(MODELS), format_func=MODELS.get, key="model_pick")
+    model = choice
+    if choice == "custom":
+        model = c1.text_input("Model dir, .gguf file or HF id", key="model_custom").strip()
+    if not 0 <= s.get("score_limit", 0) <= ds.n_rows:  # a value kept from a bigger dataset
+        s["score_limit"] = 0
+    s.setdefault("score_limit", 0)
+    limit = c1.number_input("Rows to score (0 = all)", 0, ds.n_rows, step=100, key="score_limit",
+                            help="Score only the first N rows: a quick look before a full run.")
+    preset = c2.radio("Preset", list(PRESETS), horizontal=True, key="preset_pick",
+                      captions=[PRESET_HELP[p] for p in PRESETS])
+    job = jobs.current(s["workspace_path"])
+    busy = job is not None and job.alive
+    if st.button("Start scoring", type="primary", icon=":material/play_arrow:", disabled=busy or not model,
+                 key="start_scoring"):
+        jobs.start_scoring(s["workspace_path"], ds.name, preset_config(preset, model=model, limit=limit or None))
+        st.rerun()
+    run = state.run()
+    latest_correct = state.ws().latest_run(ds.id, kind="correct")
+    for r in (run, latest_correct):
+        if r is not None and r.status != "done" and not busy:
+            st.warning(f"{r.kind.capitalize()} run #{r.id} is {r.status} at {r.n_done:,} / {r.n_total:,} rows"
+                       + (f": {r.message}" if r.message else "") + ".")
+            if st.button(f"Resume run #{r.id}", icon=":material/replay:", key=f"resume_{r.id}"):
+                jobs.resume(s["workspace_path"], ds.name, r)
+                st.rerun()
+    live_progress(job)
+
+
+def live_progress(job) -> None:
+    """The running job's progress, refreshed every second while it runs; a full rerun once it ends."""
+    @st.fragment(run_every=1 if job is not None and job.alive else None)
+    def panel():
+        current = jobs.current(s["workspace_path"])
+        if current is None:
+            return
+        if current.alive:
+            what = "Scoring" if current.kind == "score" else "Auto-Correct"
+            st.markdown(f"**{what} “{current.dataset}”** · {current.phase}"
+                        + (f" · run #{current.run_id}" if current.run_id else ""))
+            widgets.run_progress(current.progress, current.phase)
+            st.button("Stop", icon=":material/stop:", on_click=current.cancel.set, key="stop_job")
+            if current.kind == "score" and current.run_id and s.get("_followed") != id(current):
+                s["_followed"] = id(current)
+                state.select(run_id=current.run_id)
+                st.rerun(scope="app")
+            return
+        if s.get("_seen_job") != id(current):  # it just ended: refresh the sidebar and the run status
+            s["_seen_job"] = id(current)
+            st.rerun(scope="app")
+        if current.phase == "done":
+            st.success(f"{current.kind.capitalize()} run #{current.run_id} on “{current.dataset}” finished.",
+                       icon=":material/check_circle:")
+        elif current.phase == "stopped":
+            st.info(current.message, icon=":material/pause_circle:")
+        else:
+            st.error(f"The {current.kind} run failed: {current.message}")
+            if current.details:
+                with st.expander("Details"):
+                    st.code(current.details, language=None)
+    panel()
+
+
+def correct_section(ds) -> None:
+    run = state.run()
+    if run is None or run.status != "done":
+        return
+    st.subheader("3 · Auto-Correct")
+    thr = state.thresholds(run.id)
+    counts = state.ws().band_counts(run.id, thr.t_drop, thr.t_keep, thr.eta)
+    st.markdown(f"Proposes a fix for each of the **{counts['review'] + counts['drop']:,}** rows below the keep "
+                f"threshold ({thr.t_keep:.3f}, set on *Explore*), from the most similar high-confidence rows, and "
+                f"has the model judge it against the original in both orders. A fix counts as confident when the "
+                f"judge's confidence is ≥ η = {thr.eta:.2f}. Nothing is changed until a reviewer accepts it.")
+    job = jobs.current(s["workspace_path"])
+    if st.button("Propose corrections", icon=":material/auto_fix_high:", key="start_correct",
+                 disabled=job is not None and job.alive):
+        jobs.start_correction(s["workspace_path"], ds.name, run, thr)
+        st.rerun()
+
+
+st.title("Data & Scoring")
+if not state.ws().list_datasets():
+    if widgets.first_run_guide():
+        with st.spinner("Loading the sample data…"):
+            import_sample()
+        st.rerun()
+with st.expander("1 · Load a dataset", expanded=state.dataset() is None, icon=":material/upload_file:"):
+    load_section()
+ds = state.dataset()
+if ds is not None:
+    st.caption(f"“{ds.name}”: {ds.n_rows:,} rows · {ds.spec.file_type} / {ds.spec.format} · "
+               f"from `{ds.source_path}`")
+    score_section(ds)
+    correct_section(ds)

@@ -1,0 +1,120 @@
+"""Explore: score distributions, the keep / review / drop thresholds and what they do to the counts."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import charts, state, widgets
+
+SCATTER_POINTS = 20_000
+s = st.session_state
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def histogram(_ws, ws_path: str, run_id: int, version: tuple, signal: str):
+    """A run's histogram; `version` (status, rows done) keys the cache so a running run is re-read."""
+    return _ws.histogram(run_id, signal, bins=40)
+
+
+@st.cache_data(max_entries=8, show_spinner="Sampling points…")
+def sample_points(_ws, ws_path: str, run_id: int, version: tuple, x: str, y: str):
+    frame = _ws.scores_wide(run_id, signals=sorted({x, y, "confidence"})).dropna()
+    if len(frame) > SCATTER_POINTS:
+        frame = frame.sample(SCATTER_POINTS, random_state=0)
+    return frame
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def run_signals(_ws, ws_path: str, run_id: int, version: tuple) -> list[str]:
+    return [name for name in _ws.signals(run_id) if name != "confidence"]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def lowest_rows(_ws, ws_path: str, dataset_id: int, run_id: int, version: tuple, fixes: tuple):
+    """The 25 least trustworthy rows with their proposed fix; keyed by the run and the latest correction run."""
+    low = _ws.review_queue(dataset_id, run_id, band="all", order="confidence", limit=25)
+    return low[["row_idx", "confidence", "prompt_text", "response", "proposal"]].fillna({"proposal": ""})
+
+
+def sync_sliders(run_id: int) -> None:
+    s["eta"] = s["w_eta"]
+    state.set_thresholds(run_id, s["w_t_drop"], s["w_t_keep"])
+    if s["t_drop"] > s["t_keep"]:  # the handle moved past the other one: move both
+        moved_drop = s["w_t_drop"] > s["w_t_keep"]
+        value = s["w_t_drop"] if moved_drop else s["w_t_keep"]
+        state.set_thresholds(run_id, value, value)
+
+
+def threshold_controls(run_id: int) -> None:
+    s["w_t_drop"], s["w_t_keep"], s["w_eta"] = s["t_drop"], s["t_keep"], s["eta"]
+    c1, c2, c3, c4 = st.columns([3, 3, 2, 2], vertical_alignment="bottom")
+    c1.slider(":red[Drop] below", 0.0, 1.0, step=0.005, format="%.3f", key="w_t_drop", on_change=sync_sliders,
+              args=(run_id,), help="Rows with confidence below this are dropped unless a reviewer keeps them.")
+    c2.slider(":green[Keep] from", 0.0, 1.0, step=0.005, format="%.3f", key="w_t_keep", on_change=sync_sliders,
+              args=(run_id,), help="Rows with confidence at or above this are kept; between the two: review.")
+    c3.slider(":violet[Fix confidence] η", 0.5, 1.0, step=0.01, key="w_eta", on_change=sync_sliders,
+              args=(run_id,), help="A proposed correction is confident when the judge's confidence is at least η.")
+    c4.button("Reset to median", on_click=state.reset_thresholds, args=(run_id,), key="reset_median",
+              icon=":material/restart_alt:", help="CLEAR's default: keep the upper half, drop the lowest quarter.",
+              width="stretch")
+    with c4.popover("Keep a fraction…", width="stretch"):
+        st.number_input("Share of rows to keep", 0.0, 1.0, value=0.5, step=0.05, key="keep_fraction")
+        st.button("Apply", on_click=lambda: state.reset_thresholds(run_id, s["keep_fraction"]),
+                  key="apply_fraction")
+
+st.title("Explore")
+ds, run = state.dataset(), state.run()
+if ds is None:
+    st.info("No dataset yet: load one on **Data & Scoring**.")
+    st.page_link("app_pages/data.py", label="Go to Data & Scoring", icon=":material/database:")
+    st.stop()
+if run is None:
+    st.info(f"“{ds.name}” is not scored yet: start a run on **Data & Scoring**.")
+    st.page_link("app_pages/data.py", label="Go to Data & Scoring", icon=":material/database:")
+    st.stop()
+s.setdefault("eta", 0.8)
+thr = state.thresholds(run.id)
+if thr is None:
+    st.info(f"Run #{run.id} has no confidence scores yet ({run.status}, {run.n_done:,} / {run.n_total:,} rows); "
+            "they appear when its last stage is done.")
+    st.stop()
+
+ws, version = state.ws(), (run.status, run.n_done, run.stage)
+threshold_controls(run.id)
+thr = state.thresholds(run.id)
+widgets.band_metrics(ws.band_counts(run.id, thr.t_drop, thr.t_keep, thr.eta))
+
+st.plotly_chart(charts.histogram(histogram(ws, ws.path, run.id, version, "confidence"), "confidence",
+                                 thr.t_drop, thr.t_keep), width="stretch", key="hist_confidence")
+st.caption("How trustworthy each row looks (0 = surely bad, 1 = surely good): the weighted mean of the signals. "
+           "Rows left of the red line are dropped, right of the green line kept, in between sent to review.")
+
+others = run_signals(ws, ws.path, run.id, version)
+if others:
+    st.markdown("##### Signals")
+    cols = st.columns(min(3, len(others)))
+    for i, name in enumerate(others):
+        with cols[i % len(cols)]:
+            st.plotly_chart(charts.histogram(histogram(ws, ws.path, run.id, version, name), name),
+                            width="stretch", key=f"hist_{name}")
+    st.caption("Each signal's own distribution, in [0, 1], higher = more trustworthy. A signal whose mass sits in "
+               "one narrow spike separates little; the run's weights say how much each one counts: "
+               + ", ".join(f"{k} {v:.2f}" for k, v in (run.weights or {}).items()))
+
+    st.markdown("##### Two signals against each other")
+    c1, c2, _ = st.columns([1, 1, 2])
+    x = c1.selectbox("x", others, index=0, key="scatter_x")
+    y = c2.selectbox("y", others, index=min(1, len(others) - 1), key="scatter_y")
+    points = sample_points(ws, ws.path, run.id, version, x, y)
+    st.plotly_chart(charts.scatter(points, x, y, thr.t_drop, thr.t_keep), width="stretch", key="scatter")
+    st.caption(f"One dot per row (a random sample of {len(points):,}), coloured by its band. Rows where the "
+               "signals disagree are the ones worth a look.")
+
+st.markdown("##### Lowest-confidence rows")
+fix_run = ws.latest_run(ds.id, kind="correct")
+fixes = (fix_run.id, fix_run.status, fix_run.n_done) if fix_run is not None else ()
+st.dataframe(lowest_rows(ws, ws.path, ds.id, run.id, version, fixes), hide_index=True, width="stretch", height=320,
+             column_config={"confidence": st.column_config.ProgressColumn("confidence", format="%.3f",
+                                                                          min_value=0.0, max_value=1.0),
+                            "prompt_text": "prompt", "row_idx": "row"})
+st.caption("The 25 rows the model trusts least, with any proposed fix (decisions are on *Review*).")

@@ -1,0 +1,85 @@
+"""Export: the curated dataset (or every row with its scores and decisions) in any format, with its manifest."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from ui import state
+
+FORMATS = {"same": "Same as the input", "jsonl": "JSONL", "parquet": "Parquet", "csv": "CSV"}
+VARIANTS = {"curated": "Curated rows only", "all": "All rows + score and decision columns"}
+SUFFIX = {"jsonl": ".jsonl", "parquet": ".parquet", "csv": ".csv", "json": ".json"}
+s = st.session_state
+
+
+def file_name(ds, fmt: str, variant: str) -> str:
+    suffix = SUFFIX.get(ds.spec.file_type if fmt == "same" else fmt, ".jsonl")
+    return f"{ds.name}.{variant}{suffix}"
+
+
+def write(ds, run, path: str, fmt: str, variant: str, thr) -> dict:
+    from clear_core import export
+
+    return export.export_dataset(state.ws(), ds.name, path, fmt=fmt, variant=variant, run_id=run.id if run else None,
+                                 t_drop=thr.t_drop if thr else None, t_keep=thr.t_keep if thr else None)
+
+
+st.title("Export")
+ds, run = state.dataset(), state.run()
+if ds is None:
+    st.info("No dataset yet: load one on **Data & Scoring**.")
+    st.page_link("app_pages/data.py", label="Go to Data & Scoring", icon=":material/database:")
+    st.stop()
+thr = state.thresholds(run.id) if run is not None and run.status == "done" else None
+ws = state.ws()
+
+c1, c2 = st.columns(2)
+fmt = c1.radio("Format", list(FORMATS), format_func=FORMATS.get, horizontal=True, key="x_fmt")
+variant = c2.radio("Rows", list(VARIANTS), format_func=VARIANTS.get, horizontal=True, key="x_variant")
+
+decisions = ws.current_decisions(ds.id)
+acts = decisions["action"].value_counts()
+by_reviewer = int(acts.get("drop", 0))
+below = ws.review_count(ds.id, run.id, band="drop", t_drop=thr.t_drop, undecided_only=True) if thr else 0
+changed = int(acts.get("accept", 0)) + int(acts.get("edit", 0))
+rows_out = ds.n_rows - by_reviewer - below if variant == "curated" else ds.n_rows
+for col, (label, value) in zip(st.columns(4), [("Rows in the file", rows_out), (":red[Dropped by a reviewer]",
+                                               by_reviewer if variant == "curated" else 0),
+                                              (":red[Dropped below the threshold]",
+                                               below if variant == "curated" else 0),
+                                              (":violet[Fixed or edited]", changed)]):
+    col.metric(label, f"{value:,}", border=True)
+if thr is not None:
+    st.caption(f"Curated: a reviewer's drop removes a row whatever its score; undecided rows with confidence below "
+               f"{thr.t_drop:.3f} (the drop threshold on *Explore*) are left out too; accepted fixes and edits replace "
+               "the response; every other row comes out exactly as it came in. All rows: every row, plus its "
+               "confidence, band, decision and final response as columns.")
+else:
+    st.caption("No finished scoring run: the export follows the reviewers' decisions only.")
+
+st.subheader("Download")
+if st.button("Prepare the file", type="primary", icon=":material/build:", key="x_prepare"):
+    with st.spinner("Writing…"), tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / file_name(ds, fmt, variant)
+        manifest = write(ds, run, str(out), fmt, variant, thr)
+        s["x_file"] = ((ds.name, fmt, variant), out.name, out.read_bytes(), manifest)
+if s.get("x_file") and s["x_file"][0] == (ds.name, fmt, variant):
+    _, name, data, manifest = s["x_file"]
+    st.download_button(f"Download {name} ({len(data) / 1024:,.1f} KiB)", data, file_name=name,
+                       icon=":material/download:", key="x_download", on_click="ignore")
+    with st.expander("Manifest", expanded=True):
+        st.code(json.dumps(manifest, indent=2, default=str), language="json")
+
+st.subheader("Write to a path")
+c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+default = str(Path(s["workspace_path"]).expanduser().resolve().parent / "exports" / file_name(ds, fmt, variant))
+target = c1.text_input("Path on this machine", value=default, key=f"x_path_{fmt}_{variant}")
+if c2.button("Write", icon=":material/save:", key="x_write"):
+    Path(target).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    manifest = write(ds, run, str(Path(target).expanduser()), fmt, variant, thr)
+    st.success(f"Wrote {target} and its manifest.", icon=":material/check_circle:")
+    st.code(json.dumps(manifest, indent=2, default=str), language="json")

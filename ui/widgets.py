@@ -1,0 +1,150 @@
+"""Shared widgets: escaped text boxes, the word diff, band metrics, run progress, input errors, the first-run guide.
+
+Dataset text is never trusted: every piece goes through html.escape before it reaches the page, and is written
+on one line (newlines as <br>) so that the Markdown renderer treats the whole box as one raw HTML block.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import re
+
+import pandas as pd
+import streamlit as st
+
+BAND_COLORS = {"keep": "#16a34a", "review": "#d97706", "drop": "#dc2626", "fix": "#7c3aed"}
+BAND_LABELS = {"keep": "Keep", "review": "Review", "drop": "Drop"}
+
+_CSS = """
+<style>
+.cs-box {border: 1px solid #e5e7eb; border-radius: 8px; padding: 10px 12px; background: #fbfbfd;
+         white-space: pre-wrap; word-break: break-word; font-size: 0.92rem; line-height: 1.45;
+         max-height: 320px; overflow-y: auto;}
+.cs-box.cs-prompt {background: #f3f5f9;}
+.cs-box del {background: #fee2e2; color: #991b1b; text-decoration: line-through;}
+.cs-box ins {background: #dcfce7; color: #166534; text-decoration: none;}
+.cs-label {font-size: 0.78rem; font-weight: 600; color: #6b7280; text-transform: uppercase;
+           letter-spacing: .04em; margin: 4px 0 2px;}
+.cs-chip {display: inline-block; padding: 1px 9px; border-radius: 999px; color: white; font-size: 0.8rem;
+          font-weight: 600;}
+.cs-stats {display: flex; gap: 8px; flex-wrap: wrap; margin: 2px 0 6px;}
+.cs-stat {border: 1px solid #e5e7eb; border-radius: 8px; padding: 3px 10px; font-size: 0.85rem; background: white;}
+.cs-stat span {color: #6b7280; margin-right: 6px;}
+section.main .block-container, .stMainBlockContainer {padding-top: 2.2rem;}
+</style>
+"""
+
+
+def style() -> None:
+    st.html(_CSS)
+
+
+def _escape(text: str) -> str:
+    return html.escape(text or "").replace("\n", "<br>")
+
+
+def text_box(text: str, label: str | None = None, kind: str = "") -> None:
+    """Show dataset text literally (escaped): HTML or script in it appears as text."""
+    head = f"<div class='cs-label'>{html.escape(label)}</div>" if label else ""
+    st.markdown(f"{head}<div class='cs-box {kind}'>{_escape(text)}</div>", unsafe_allow_html=True)
+
+
+_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+
+
+def diff_html(old: str, new: str) -> tuple[str, str]:
+    """Word-level diff of two texts as two escaped HTML strings: removed words in <del>, added ones in <ins>."""
+    a, b = _TOKEN.findall(old or ""), _TOKEN.findall(new or "")
+    left, right = [], []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        old_part, new_part = _escape("".join(a[i1:i2])), _escape("".join(b[j1:j2]))
+        if op == "equal":
+            left.append(old_part)
+            right.append(new_part)
+            continue
+        if old_part:
+            left.append(f"<del>{old_part}</del>")
+        if new_part:
+            right.append(f"<ins>{new_part}</ins>")
+    return "".join(left), "".join(right)
+
+
+def diff_boxes(old: str, new: str, old_label: str, new_label: str) -> None:
+    """The original and the proposed text side by side, with the changed words highlighted."""
+    left, right = diff_html(old, new)
+    col_a, col_b = st.columns(2)
+    for col, label, body in ((col_a, old_label, left), (col_b, new_label, right)):
+        col.markdown(f"<div class='cs-label'>{html.escape(label)}</div><div class='cs-box'>{body}</div>",
+                     unsafe_allow_html=True)
+
+
+def stat_strip(values: dict) -> None:
+    """Small labelled numbers on one line (a row's signal values); NaN shows as a dash."""
+    cells = "".join(f"<div class='cs-stat'><span>{html.escape(str(k))}</span><b>"
+                    f"{'—' if v is None or v != v else f'{float(v):.3f}'}</b></div>" for k, v in values.items())
+    st.markdown(f"<div class='cs-stats'>{cells}</div>", unsafe_allow_html=True)
+
+
+def chip(band: str) -> str:
+    return f"<span class='cs-chip' style='background:{BAND_COLORS[band]}'>{BAND_LABELS[band]}</span>"
+
+
+def band_metrics(counts: dict) -> None:
+    """One row of metrics: kept / to review / dropped / with a confident correction, with shares of the total."""
+    total = max(int(counts.get("total", 0)), 1)
+    items = [("keep", ":green[Kept]"), ("review", ":orange[To review]"), ("drop", ":red[Dropped]"),
+             ("confident_fix", ":violet[Confident fix]")]
+    for col, (key, label) in zip(st.columns(len(items)), items):
+        value = int(counts.get(key, 0))
+        col.metric(label, f"{value:,}", f"{100 * value / total:.1f} % of {total:,}", delta_color="off",
+                   delta_arrow="off", border=True)
+
+
+def run_progress(progress, phase: str) -> None:
+    """A progress bar with rows done, rows/s and time left."""
+    if progress is None:
+        st.progress(0.0, text=f"{phase.capitalize()}…")
+        return
+    if getattr(progress, "stage", "rows") == "dataset":
+        st.progress(1.0 if progress.done else 0.99, text="Every row is scored; now the whole-dataset stage: "
+                                                           "neighbours, weight calibration and confidence…")
+        return
+    done, total = int(progress.done), max(int(progress.total), 1)
+    eta = getattr(progress, "eta_s", None)
+    left = "" if eta is None or eta != eta else f" · {_duration(eta)} left"
+    rate = getattr(progress, "rows_per_s", 0.0) or 0.0
+    st.progress(min(done / total, 1.0), text=f"{done:,} / {total:,} rows · {rate:,.1f} rows/s{left}")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def input_errors(errors, limit: int = 200) -> None:
+    """Bad rows of an input file as a readable table (file, line, field, message)."""
+    rows = [e.as_dict() for e in errors[:limit]]
+    st.dataframe(pd.DataFrame(rows, columns=["file", "line", "field", "message"]), hide_index=True,
+                 width="stretch")
+    if len(errors) > limit:
+        st.caption(f"… and {len(errors) - limit:,} more")
+
+
+def first_run_guide() -> bool:
+    """The empty-workspace welcome: three steps and a button; True when the button was pressed."""
+    with st.container(border=True):
+        st.markdown("### Welcome to CLEAR Studio")
+        st.markdown("Find the bad rows of a fine-tuning dataset with a local LLM, review the proposed fixes, "
+                    "export a curated file. This workspace is empty: start with the sample data.")
+        steps = [(":material/upload_file: **1. Load**", "a JSONL / JSON / CSV / Parquet file, or the sample."),
+                 (":material/speed: **2. Score**", "every row gets a confidence in [0, 1] from the local model."),
+                 (":material/rate_review: **3. Review**", "keep, drop or accept fixes for the flagged rows, "
+                                                          "then export.")]
+        for col, (title, body) in zip(st.columns(3), steps):
+            col.markdown(f"{title}  \n{body}")
+        return st.button("Load the sample data", type="primary", icon=":material/dataset:", key="load_sample")
