@@ -71,8 +71,7 @@ def bulk(ds_id: int, run_id: int, filters: dict, thr: dict) -> None:
     ws, action = state.ws(), s["bulk_action"]
     if action == "accept":
         filters = {**filters, "has_proposal": True}
-    n = ws.review_count(ds_id, run_id, **filters)
-    rows = ws.review_queue(ds_id, run_id, **filters, limit=max(n, 1))["row_idx"].tolist()
+    rows = ws.review_rows(ds_id, run_id, order="confidence", **filters).tolist()
     s["bulk_confirm"] = False
     queue.reset()
     if not rows:

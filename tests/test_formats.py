@@ -303,6 +303,17 @@ def test_row_ids(tmp_path):
     assert read_dataset(other).records[1].row_id == ids[3]
 
 
+def test_own_ids_that_are_blank_or_not_text_get_a_content_hash(tmp_path):
+    rows = [{"id": "a", "instruction": "a", "output": "1"}, {"id": " \t", "instruction": "b", "output": "2"},
+            {"id": True, "instruction": "c", "output": "3"}, {"id": 12, "instruction": "d", "output": "4"},
+            {"id": "", "instruction": "e", "output": "5"}]
+    path = tmp_path / "ids.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    ids = [r.row_id for r in read_dataset(path).records]
+    assert ids[0] == "a" and ids[3] == "12"
+    assert all(re.fullmatch(r"[0-9a-f]{12}", i) for i in (ids[1], ids[2], ids[4]))
+
+
 def test_columns_auto_mapping_and_id_column(tmp_path):
     path = tmp_path / "qa.csv"
     path.write_text("key,question,answer,system\nk1,What is 2+2?,4,Be brief.\nk2,Capital of Peru?,Lima,\n",

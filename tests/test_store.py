@@ -298,14 +298,43 @@ def scored(ws, tmp_path):
     return info, run, frame
 
 
+def finish_runs(ws, dataset_id) -> None:
+    for run in ws.list_runs(dataset_id):
+        ws.update_run(run.id, status="done")
+
+
+@pytest.mark.parametrize("finished", [False, True])  # while a run is running / from the arrays read once
 @pytest.mark.parametrize("t_drop, t_keep, eta", [(0.2, 0.6, 0.8), (0.0, 1.0, 0.5), (0.5, 0.5, 0.9), (0.3, 0.7, 0.0)])
-def test_band_counts_match_pandas(ws, scored, t_drop, t_keep, eta):
-    _, run, f = scored
+def test_band_counts_match_pandas(ws, scored, t_drop, t_keep, eta, finished):
+    info, run, f = scored
+    if finished:
+        finish_runs(ws, info.id)
     c = f["confidence"]
     expected = {"keep": int((c >= t_keep).sum()), "review": int(((c >= t_drop) & (c < t_keep)).sum()),
                 "drop": int((c < t_drop).sum()), "confident_fix": int(((c < t_keep) & (f["judge_conf"] >= eta)).sum()),
                 "total": len(f)}
     assert ws.band_counts(run, t_drop, t_keep, eta) == expected
+    assert ws.band_counts(run, t_drop, t_keep, eta) == expected  # the second call answers from the cache
+
+
+def test_band_counts_follow_new_proposals_and_scores(ws, scored):
+    info, run, f = scored
+    finish_runs(ws, info.id)
+    before = ws.band_counts(run, 0.2, 0.6, 0.8)
+    rows = np.flatnonzero((f["confidence"] < 0.6).to_numpy() & ~(f["judge_conf"] >= 0.8).to_numpy())[:5]
+    newer = ws.create_run(info.id, "correct", "{}", len(rows))  # a newer confident proposal for 5 more rows
+    ws.commit_batch(newer, "propose", rows, proposals=pd.DataFrame(
+        {"row_idx": rows, "candidate": "fix", "source": "icl", "judge_conf": 0.95, "confident": True}))
+    ws.update_run(newer, status="done")
+    assert ws.band_counts(run, 0.2, 0.6, 0.8) == {**before, "confident_fix": before["confident_fix"] + 5}
+    later = ws.create_run(info.id, "score", "{}", 3)  # another run's scores do not count for this one
+    ws.commit_batch(later, "rows", [0, 1, 2], scores=long_scores([0, 1, 2], {"confidence": [0.0, 0.0, 0.0]}))
+    ws.update_run(later, status="done")
+    assert ws.band_counts(run, 0.2, 0.6, 0.8)["total"] == 400
+    judge = f["judge_conf"].copy()
+    judge[rows] = 0.95
+    assert ws.band_counts(later, 0.2, 0.6, 0.8) == {"keep": 0, "review": 0, "drop": 3,
+                                                     "confident_fix": int((judge[[0, 1, 2]] >= 0.8).sum()), "total": 3}
 
 
 @pytest.mark.parametrize("signal, bins", [("confidence", 40), ("likelihood", 7), ("reflection", 1)])
@@ -370,6 +399,43 @@ def test_review_queue_filters_orders_and_pages(ws, scored):
         ws.review_queue(info.id, run, band="maybe")
 
 
+@pytest.mark.parametrize("filters", [
+    dict(band="flagged", t_keep=0.6, undecided_only=True),
+    dict(band="review", t_drop=0.2, t_keep=0.6, has_proposal=True, order="-confidence"),
+    dict(band="all", has_proposal=False, order="row"),
+    dict(band="drop", t_drop=0.5, order="judge"),
+    dict(band="keep", t_keep=0.6, search="question 1"),
+    dict(band="flagged", t_keep=0.6, action="drop"),
+])
+def test_review_window_is_the_queue_page_and_its_count(ws, scored, filters):
+    info, run, f = scored
+    ws.record_decisions(info.id, [int(r) for r in f.index[f["confidence"] < 0.3][:6]], "drop", "ann")
+    filters = {**filters, "order": filters.get("order", "confidence")}
+    total = ws.review_count(info.id, run, **{k: v for k, v in filters.items() if k != "order"})
+    assert total > 0
+    everything = ws.review_rows(info.id, run, **filters)
+    assert len(everything) == total
+    for offset in (0, 7, total - 2):
+        page, count = ws.review_window(info.id, run, **filters, limit=5, offset=offset)
+        assert count == total
+        assert page["row_idx"].tolist() == everything[offset:offset + 5].tolist()
+        assert page.equals(ws.review_queue(info.id, run, **filters, limit=5, offset=offset))
+    past, count = ws.review_window(info.id, run, **filters, limit=5, offset=total + 10)
+    assert past.empty and count == total
+
+
+def test_review_progress_counts_decisions_and_flagged_rows(ws, scored):
+    info, run, f = scored
+    low = [int(r) for r in f.index[f["confidence"] < 0.5][:3]]
+    high = [int(r) for r in f.index[f["confidence"] >= 0.5][:2]]
+    ws.record_decisions(info.id, low + high, "keep", "ann")
+    ws.undo(info.id, "ann", row_idx=high[0])  # an undone row is undecided again
+    assert ws.review_progress(info.id, run, 0.5) == {
+        "reviewed": 4, "flagged": int((f["confidence"] < 0.5).sum()), "flagged_reviewed": 3, "total": 400}
+    assert ws.review_progress(info.id, None, 0.5) == {"reviewed": 4, "flagged": 0, "flagged_reviewed": 0,
+                                                      "total": 400}
+
+
 # decisions -----------------------------------------------------------------------------------------------------
 
 def state(ws, dataset_id) -> dict:
@@ -395,6 +461,21 @@ def test_latest_decision_wins_and_the_log_keeps_everything(ws, data):
     with pytest.raises(UnknownNameError):
         ws.record_decisions(data.id, [3], "maybe", "ann")
     assert len(ws.decision_log(data.id)) == 5
+
+
+def test_row_state_and_current_decisions_of_some_rows(ws, data):
+    assert ws.row_state(data.id, 3) is None
+    ws.record_decisions(data.id, [3, 4], "edit", "ann", new_text=["three", "four"])
+    ws.record_decisions(data.id, [3], "drop", "bob")
+    assert ws.row_state(data.id, 3) == {"action": "drop", "text": None, "reviewer": "bob"}
+    assert ws.row_state(data.id, 4) == {"action": "edit", "text": "four", "reviewer": "ann"}
+    ws.undo(data.id, "bob", row_idx=3)
+    assert ws.row_state(data.id, 3)["action"] == "edit"
+    ws.undo(data.id, "ann", row_idx=3)
+    assert ws.row_state(data.id, 3) is None
+    some = ws.current_decisions(data.id, rows=[4, 5])
+    assert some["row_idx"].tolist() == [4] and some["text"].tolist() == ["four"]
+    assert ws.current_decisions(data.id, rows=[3, 5]).empty
 
 
 def test_accept_stores_the_latest_proposal_text(ws, data):

@@ -1,9 +1,10 @@
 """The Review page's queue: a window of rows read ahead from the store, checked against the live decisions.
 
-The store's queue query sorts the whole filter; running it on every keystroke costs hundreds of ms on a
-million rows. So WINDOW rows are read at once, and on every rerun the window is checked against the current
-decisions (read fresh, never cached): a row someone else decided meanwhile is skipped ("undecided only") or shown
-with its new state, and the counts and progress are corrected by what changed inside the window.
+The store's queue query sorts the whole filter; running it on every keystroke would cost tens of ms on a
+million rows. So WINDOW rows are read at once (with the filter's count, in one pass), and on every rerun the
+window's rows are checked against their current decisions (read fresh, never cached): a row someone else decided
+meanwhile is skipped ("undecided only") or shown with its new state, and the counts and progress are corrected by
+what changed inside the window.
 """
 
 from __future__ import annotations
@@ -14,11 +15,20 @@ WINDOW = 50
 
 
 def _load(s, ws, ds_id: int, run_id: int, filters: dict, sig: str, offset: int, i: int = 0) -> dict:
-    frame = ws.review_queue(ds_id, run_id, **filters, limit=WINDOW, offset=offset).reset_index(drop=True)
-    s["_queue"] = {"sig": sig, "offset": offset, "frame": frame, "i": i,
-                   "count": ws.review_count(ds_id, run_id, **filters),
+    frame, count = ws.review_window(ds_id, run_id, **filters, limit=WINDOW, offset=offset)
+    s["_queue"] = {"sig": sig, "offset": offset, "frame": frame.reset_index(drop=True), "i": i, "count": count,
                    "progress": ws.review_progress(ds_id, run_id, filters["t_keep"])}
     return s["_queue"]
+
+
+def _decided(ws, ds_id: int, q: dict) -> dict:
+    """{row_idx: (action, text, reviewer)} of the window's rows that have a decision now."""
+    rows = q["frame"]["row_idx"].astype(int).tolist()
+    if not rows:
+        return {}
+    current = ws.current_decisions(ds_id, rows=rows)
+    return {int(r): (a, t, who) for r, a, t, who in
+            current[["row_idx", "action", "text", "reviewer"]].itertuples(index=False)}
 
 
 def reset() -> None:
@@ -37,8 +47,7 @@ def view(ws, ds_id: int, run_id: int, filters: dict, s=None) -> dict:
     q = s.get("_queue")
     if q is None or q["sig"] != sig:
         q = _load(s, ws, ds_id, run_id, filters, sig, 0)
-    decided = {int(r): (a, t, who) for r, a, t, who in
-               ws.current_decisions(ds_id)[["row_idx", "action", "text", "reviewer"]].itertuples(index=False)}
+    decided = _decided(ws, ds_id, q)
     only_new = bool(filters.get("undecided_only"))
     if s.pop("_queue_dir", 1) < 0:  # after "previous": the nearest row before the cursor that is still shown
         while True:
@@ -52,6 +61,7 @@ def view(ws, ds_id: int, run_id: int, filters: dict, s=None) -> dict:
                     break
                 start = max(0, q["offset"] - WINDOW)  # read the window before this one
                 q = _load(s, ws, ds_id, run_id, filters, sig, start, q["offset"] - start - 1)
+                decided = _decided(ws, ds_id, q)
                 continue
             while only_new and q["i"] > 0 and rows[q["i"]] in decided:
                 q["i"] -= 1
@@ -67,6 +77,7 @@ def view(ws, ds_id: int, run_id: int, filters: dict, s=None) -> dict:
         # this window is used up: the next one starts after its rows that are still in the filter
         still = sum(r not in decided for r in rows) if only_new else len(rows)
         q = _load(s, ws, ds_id, run_id, filters, sig, q["offset"] + still)
+        decided = _decided(ws, ds_id, q)
     q["i"] = i
     frame = q["frame"]
     then = frame["decision"].notna().to_numpy()
@@ -80,8 +91,9 @@ def view(ws, ds_id: int, run_id: int, filters: dict, s=None) -> dict:
     row = None
     if i < len(rows):
         row = frame.iloc[i].copy()
-        action, text, who = decided.get(rows[i], (None, None, None))
-        row["decision"], row["decision_text"], row["decided_by"] = action, text, who
+        state = ws.row_state(ds_id, rows[i]) or {}
+        row["decision"], row["decision_text"], row["decided_by"] = (state.get(k) for k in ("action", "text",
+                                                                                          "reviewer"))
     position = q["offset"] + i - (int(now[:i].sum()) if only_new else 0)
     return {"row": row, "position": position, "count": max(count, 0), "progress": progress}
 

@@ -134,7 +134,8 @@ def _records(path: str, loaded: Loaded, spec: FormatSpec) -> tuple[list[Record],
             prompt, response = _scrub(prompt, response)
         own = obj.get(id_key)
         lines.append(line)
-        own_ids.append(None if own is None else _own_id(own))
+        # a non-blank string id (the common case) is taken as is; _own_id decides every other value
+        own_ids.append(own if type(own) is str and own.strip() else None if own is None else _own_id(own))
         prompts.append(prompt)
         responses.append(response)
         originals.append(text)
@@ -176,6 +177,9 @@ def _own_id(value: object) -> str | None:
 
 def _row_ids(own_ids: list[str | None], originals: list[str]) -> list[str]:
     """The row's own id where it is unique in the file, else a 12-hex content hash ("-2", "-3" on repeats)."""
+    distinct = set(own_ids)
+    if len(distinct) == len(own_ids) and None not in distinct:  # every row has its own id, all different
+        return own_ids
     blake2b = hashlib.blake2b  # originals are valid UTF-8 text (lone surrogates are escaped), so encode() is safe
     counts = Counter(own_ids)
     counts.pop(None, None)

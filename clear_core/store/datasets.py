@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -132,7 +133,7 @@ def _examples_table(records: Sequence, start: int, stop: int) -> pa.Table:
     from ..formats import record_columns
 
     columns = record_columns(records[start:stop])
-    table = {"row_idx": pa.array(range(start, stop), pa.int32())}
+    table = {"row_idx": pa.array(np.arange(start, stop, dtype=np.int32))}
     for name in EXAMPLE_COLUMNS[1:]:
         table[name] = pa.array(columns.pop(name), pa.int32() if name == "line" else pa.string())
     return pa.table(table)

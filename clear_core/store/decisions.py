@@ -16,15 +16,26 @@ from .db import as_rows, first, registered, to_json, transaction, utcnow
 
 ACTIONS = ("keep", "drop", "accept", "edit")
 
-# Effective state per row of dataset $dataset (rows whose state is "undecided" have action NULL).
-CURRENT_DECISIONS = """
+
+def current_sql(rows: str = "") -> str:
+    """Effective state per row of dataset $dataset (rows whose state is "undecided" have action NULL).
+
+    rows: a fixed SQL fragment restricting the rows before the latest entry per row is picked (e.g.
+    "AND row_idx IN (SELECT unnest($rows::INTEGER[]))"); restricting first keeps one-row and one-window reads cheap
+    when the log is long.
+    """
+    return f"""
     SELECT l.row_idx,
            CASE WHEN l.action = 'undo' THEN u.prev_action ELSE l.action END AS action,
            CASE WHEN l.action = 'undo' THEN u.prev_text ELSE l.new_text END AS text,
            l.reviewer, l.ts, l.id
-    FROM (SELECT * FROM decisions WHERE dataset_id = $dataset
+    FROM (SELECT * FROM decisions WHERE dataset_id = $dataset {rows}
           QUALIFY row_number() OVER (PARTITION BY row_idx ORDER BY id DESC) = 1) l
     LEFT JOIN decisions u ON u.id = l.undoes"""
+
+
+CURRENT_DECISIONS = current_sql()
+_IN_ROWS = "AND row_idx IN (SELECT unnest($rows::INTEGER[]))"
 
 # Per row, the entry an undo would undo: the latest entry that is neither an undo nor undone.
 _UNDO_TOPS = """
@@ -42,10 +53,22 @@ _INSERT = """
     FROM _clear_decisions b ORDER BY b.pos"""
 
 
-def current_decisions(cur, dataset_id: int) -> pd.DataFrame:
-    """DataFrame[row_idx, action, text, reviewer, ts]: the decided rows and their state, in row order."""
-    return cur.execute(f"SELECT row_idx, action, text, reviewer, ts FROM ({CURRENT_DECISIONS}) "
-                       "WHERE action IS NOT NULL ORDER BY row_idx", {"dataset": int(dataset_id)}).df()
+def current_decisions(cur, dataset_id: int, rows=None) -> pd.DataFrame:
+    """DataFrame[row_idx, action, text, reviewer, ts]: the decided rows and their state, in row order (only among
+    `rows` when given)."""
+    params: dict = {"dataset": int(dataset_id)}
+    if rows is not None:
+        params["rows"] = as_rows(rows).tolist()
+    current = current_sql(_IN_ROWS if rows is not None else "")
+    return cur.execute(f"SELECT row_idx, action, text, reviewer, ts FROM ({current}) WHERE action IS NOT NULL "
+                       "ORDER BY row_idx", params).df()
+
+
+def row_state(cur, dataset_id: int, row_idx: int) -> dict | None:
+    """The standing decision of one row as {"action", "text", "reviewer"}, or None when the row is undecided."""
+    row = first(cur.execute(f"SELECT action, text, reviewer FROM ({current_sql('AND row_idx = $row')}) "
+                            "WHERE action IS NOT NULL", {"dataset": int(dataset_id), "row": int(row_idx)}))
+    return None if row is None else {"action": row[0], "text": row[1], "reviewer": row[2]}
 
 
 def decision_log(cur, dataset_id: int) -> pd.DataFrame:
@@ -110,8 +133,7 @@ def record_decisions(cur, dataset_id: int, rows, action: str, reviewer: str, new
         _check_rows(cur, dataset_id, rows)
         texts = _texts(cur, dataset_id, rows, action, new_text)
         batch = int(cur.execute("SELECT nextval('decision_batches')").fetchall()[0][0])
-        prev = cur.execute(f"SELECT row_idx, action, text FROM ({CURRENT_DECISIONS}) "
-                           "WHERE row_idx IN (SELECT unnest($rows::INTEGER[]))",
+        prev = cur.execute(f"SELECT row_idx, action, text FROM ({current_sql(_IN_ROWS)})",
                            {"dataset": int(dataset_id), "rows": rows.tolist()}).fetchall()
         prev_state = {r: (a, t) for r, a, t in prev}
         frame = pd.DataFrame({

@@ -46,6 +46,7 @@ class Workspace:
         self._con = connection
         self._cursors: dict[threading.Thread, object] = {}  # one cursor per live thread
         self._lock = threading.Lock()
+        self._bands: dict = {}  # band_counts' sorted confidences per run, checked against the runs table on use
 
     @classmethod
     def open(cls, path: str | os.PathLike = ":memory:", read_only: bool = False) -> "Workspace":
@@ -168,7 +169,7 @@ class Workspace:
         return _queries.scores_wide(self.cursor(), run_id, signals, raw)
 
     def band_counts(self, run_id: int, t_drop: float, t_keep: float, eta: float = 0.8) -> dict:
-        return _queries.band_counts(self.cursor(), run_id, t_drop, t_keep, eta)
+        return _queries.band_counts(self.cursor(), run_id, t_drop, t_keep, eta, self._bands)
 
     def histogram(self, run_id: int, signal: str, bins: int = 40, lo: float = 0.0, hi: float = 1.0) -> pd.DataFrame:
         return _queries.histogram(self.cursor(), run_id, signal, bins, lo, hi)
@@ -178,6 +179,9 @@ class Workspace:
 
     def review_queue(self, dataset_id: int, run_id: int | None, **filters) -> pd.DataFrame:
         return _queries.review_queue(self.cursor(), dataset_id, run_id, **filters)
+
+    def review_window(self, dataset_id: int, run_id: int | None, **filters) -> tuple[pd.DataFrame, int]:
+        return _queries.review_window(self.cursor(), dataset_id, run_id, **filters)
 
     def review_rows(self, dataset_id: int, run_id: int | None, order: str = "row", **filters) -> np.ndarray:
         return _queries.review_rows(self.cursor(), dataset_id, run_id, order, **filters)
@@ -199,8 +203,11 @@ class Workspace:
     def undo(self, dataset_id: int, reviewer: str, row_idx: int | None = None) -> list[int]:
         return _decisions.undo(self.cursor(), dataset_id, reviewer, row_idx)
 
-    def current_decisions(self, dataset_id: int) -> pd.DataFrame:
-        return _decisions.current_decisions(self.cursor(), dataset_id)
+    def current_decisions(self, dataset_id: int, rows=None) -> pd.DataFrame:
+        return _decisions.current_decisions(self.cursor(), dataset_id, rows)
+
+    def row_state(self, dataset_id: int, row_idx: int) -> dict | None:
+        return _decisions.row_state(self.cursor(), dataset_id, row_idx)
 
     def decision_log(self, dataset_id: int) -> pd.DataFrame:
         return _decisions.decision_log(self.cursor(), dataset_id)
