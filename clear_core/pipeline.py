@@ -1,0 +1,261 @@
+"""Resumable runs: batching, one transaction per batch, cancellation and progress.
+
+A scoring run has two stages. `rows`: the pending rows go through `scoring.score_batch` in batches, and each
+batch's values, raw values, embeddings and per-row errors are committed with `ws.commit_batch` in ONE
+transaction, so `row_status` always says exactly which rows are done. `dataset`: once every row is done, the
+dataset-level `neighbors` signal, the label-free calibration of the weights and `confidence` (in [0, 1], higher =
+more trustworthy) are computed over all rows and committed in one transaction. A run killed at any moment (even
+SIGKILL) starts again from `row_status`: no row is computed twice, none is lost.
+
+Stopping: `cancel` (a threading.Event, the app's stop button) is checked between batches; Ctrl-C interrupts the
+batch in flight. Either way the run is marked `stopped`, committed batches stay, and `resume` goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .config import ScoreConfig
+from .errors import Cancelled, ClearError
+
+ROWS, DATASET = "rows", "dataset"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a progress callback receives after every committed batch (and once at the start of a stage)."""
+
+    done: int  # rows committed for this stage, including those of earlier sessions of the run
+    total: int
+    rows_per_s: float  # over this session's rows
+    eta_s: float | None
+    stage: str = ROWS
+    run_id: int | None = None
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def run_scoring(ws, dataset, config: ScoreConfig, backend=None, progress: ProgressFn | None = None,
+                cancel=None) -> int:
+    """Create a scoring run of `dataset` (name or id) with `config` and run it to the end; returns its run id.
+
+    The backend is loaded from `config.model` when not given. Raises `Cancelled` when stopped by `cancel`.
+    """
+    info = ws.get_dataset(dataset)
+    n_total = info.n_rows if config.limit is None else min(info.n_rows, int(config.limit))
+    run_id = ws.create_run(info.id, "score", config.to_json(), n_total)
+    return resume(ws, run_id, backend=backend, progress=progress, cancel=cancel)
+
+
+def resume(ws, run_id: int, backend=None, progress: ProgressFn | None = None, cancel=None) -> int:
+    """Go on with a scoring run from where it stopped (or was killed); returns its run id."""
+    run = ws.get_run(run_id)
+    if run.kind != "score":
+        raise ClearError(f"run {run_id} is a {run.kind} run; resume it with clear_core.correct.resume")
+    config = ScoreConfig.from_dict(_as_dict(run.config))
+    if run.status == "done" and len(ws.pending_rows(run_id, DATASET)) == 0:
+        return run_id
+    ws.update_run(run_id, status="running", message="")
+    try:
+        if backend is None:
+            from .backends import load_backend
+            backend = load_backend(config.model)
+        _rows_stage(ws, run, config, backend, progress, cancel)
+        _dataset_stage(ws, run, config, backend, progress)
+    except (Cancelled, KeyboardInterrupt):
+        ws.update_run(run_id, status="stopped", message="stopped by the user")
+        raise
+    except Exception as exc:
+        ws.update_run(run_id, status="failed", message=f"{type(exc).__name__}: {exc}")
+        raise
+    ws.update_run(run_id, status="done", message="")
+    return run_id
+
+
+def run_batches(ws, run_id: int, stage: str, total: int, compute: Callable, batch_size: int,
+                progress: ProgressFn | None = None, cancel=None, rows=None) -> None:
+    """Run `compute(row_idx: ndarray) -> dict of commit_batch keywords` over a stage's pending rows.
+
+    Shared by scoring and correction runs; `rows` is the run's row set when it is not 0 .. total - 1. Each batch is committed in one transaction; `cancel` is checked
+    before each batch (raises Cancelled). `compute` must record a failing row in the returned `errors`
+    ({row_idx: message}) rather than raise.
+    """
+    pending = np.asarray(ws.pending_rows(run_id, stage) if rows is None else ws.pending_rows(run_id, stage, rows=rows),
+                         dtype=np.int64)
+    done0 = total - len(pending)
+    t0, done_here = time.perf_counter(), 0
+    _report(progress, run_id, stage, done0, total, 0, t0)
+    for start in range(0, len(pending), max(1, int(batch_size))):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"run {run_id} stopped at {done0 + done_here} of {total} rows; "
+                            f"`clear-studio resume {run_id}` goes on from there")
+        batch = pending[start:start + batch_size]
+        ws.commit_batch(run_id, stage, batch, **compute(batch))
+        done_here += len(batch)
+        _report(progress, run_id, stage, done0 + done_here, total, done_here, t0)
+
+
+def _report(progress, run_id, stage, done, total, done_here, t0) -> None:
+    if progress is None:
+        return
+    elapsed = time.perf_counter() - t0
+    rate = done_here / elapsed if elapsed > 0 and done_here else 0.0
+    eta = (total - done) / rate if rate > 0 else None
+    progress(Progress(done=done, total=total, rows_per_s=rate, eta_s=eta, stage=stage, run_id=run_id))
+
+
+def _rows_stage(ws, run, config: ScoreConfig, backend, progress, cancel) -> None:
+    from . import scoring
+
+    def compute(batch: np.ndarray) -> dict:
+        rows = _as_tuples(_load_rows(ws, run.dataset_id, batch))
+        try:
+            result = scoring.score_batch(backend, rows, config)
+        except Exception:  # the whole batch failed (a bad row, OOM on the batch): one row at a time
+            return _score_one_by_one(scoring, backend, rows, batch, config)
+        return _commit_kwargs(batch, result)
+
+    run_batches(ws, run.id, ROWS, run.n_total, compute, config.batch_size, progress, cancel)
+
+
+def _score_one_by_one(scoring, backend, rows, batch, config) -> dict:
+    parts, errors = [], {}
+    for i, row_idx in enumerate(batch):
+        try:
+            parts.append(_commit_kwargs(batch[i:i + 1], scoring.score_batch(backend, rows[i:i + 1], config)))
+        except Exception as exc:
+            errors[int(row_idx)] = f"{type(exc).__name__}: {exc}"
+    frames = [p["scores"] for p in parts if p["scores"] is not None]
+    embs = [p["embeddings"] for p in parts if p["embeddings"] is not None]
+    for p in parts:
+        errors.update(p["errors"])
+    return dict(scores=pd.concat(frames, ignore_index=True) if frames else None,
+                embeddings=pd.concat(embs, ignore_index=True) if embs else None, errors=errors)
+
+
+def _commit_kwargs(batch: np.ndarray, result) -> dict:
+    """BatchResult -> commit_batch keywords: long-format scores, embeddings, {row_idx: error}."""
+    errors = {int(k): str(v) for k, v in (result.errors or {}).items() if v}
+    ok = np.array([int(r) not in errors for r in batch], dtype=bool)
+    frames = []
+    for signal, values in result.values.items():
+        raw = result.raw.get(signal, values) if result.raw else values
+        frames.append(pd.DataFrame({"row_idx": batch[ok], "signal": signal,
+                                    "value": np.asarray(values, dtype=float)[ok],
+                                    "raw": np.asarray(raw, dtype=float)[ok]}))
+    scores = pd.concat(frames, ignore_index=True) if frames else None
+    embeddings = None
+    if result.prompt_emb is not None and ok.any():
+        pe, re_ = np.asarray(result.prompt_emb, dtype=np.float32), np.asarray(result.response_emb, dtype=np.float32)
+        embeddings = pd.DataFrame({
+            "row_idx": np.concatenate([batch[ok], batch[ok]]),
+            "kind": ["prompt"] * int(ok.sum()) + ["response"] * int(ok.sum()),
+            "vec": [v for v in pe[ok]] + [v for v in re_[ok]]})
+    return dict(scores=scores, embeddings=embeddings, errors=errors)
+
+
+def _as_tuples(rows: list[dict]) -> list[tuple]:
+    """(row_idx, prompt, response) tuples, as scoring.score_batch takes rows."""
+    return [(r["row_idx"], r["prompt"], r["response"]) for r in rows]
+
+
+def _load_rows(ws, dataset_id: int, row_idx) -> list[dict]:
+    """Rows as dicts with row_idx, prompt (messages) and response, in the order of `row_idx`."""
+    df = ws.examples(dataset_id, row_idx=[int(r) for r in row_idx])
+    by_idx = {int(r.row_idx): r for r in df.itertuples(index=False)}
+    out = []
+    for r in row_idx:
+        rec = by_idx[int(r)]
+        prompt = rec.prompt if not isinstance(rec.prompt, str) else json.loads(rec.prompt)
+        out.append({"row_idx": int(r), "prompt": tuple(prompt), "response": rec.response})
+    return out
+
+
+def _dataset_stage(ws, run, config: ScoreConfig, backend, progress) -> None:
+    """neighbors + calibrated weights + confidence over all rows, committed in one transaction."""
+    if len(ws.pending_rows(run.id, DATASET)) == 0:
+        return
+    _report(progress, run.id, DATASET, 0, 1, 0, time.perf_counter())
+    wide = ws.scores_wide(run.id)
+    rows = wide["row_idx"].to_numpy(dtype=np.int64)  # the rows scored ok (failed rows have no scores)
+    all_rows = np.arange(run.n_total, dtype=np.int64)
+    failed = {int(r): "no row signals (the row failed)" for r in np.setdiff1d(all_rows, rows)}
+    if len(rows) == 0:  # nothing to combine: close the stage so that the run ends, with every row reported
+        ws.commit_batch(run.id, DATASET, all_rows, scores=None, embeddings=None, proposals=None, errors=failed)
+        return
+    values = {s: wide[s].to_numpy(dtype=float) for s in wide.columns if s not in ("row_idx", "confidence")}
+    records = _load_rows(ws, run.dataset_id, rows)
+    frames, nb_model = [], None
+    if "neighbors" in config.signals and len(rows) > 1:
+        from .signals import neighbors
+        prompt_emb, response_emb = _embeddings(ws, run.id, rows)
+        nb_model, nb = neighbors.fit(prompt_emb, response_emb, [r["response"] for r in records])
+        values["neighbors"] = np.asarray(nb.values, dtype=float)
+        frames.append(pd.DataFrame({"row_idx": rows, "signal": "neighbors", "value": values["neighbors"],
+                                    "raw": np.asarray(nb.raw, dtype=float)}))
+    weights = {k: float(v) for k, v in config.weights.items() if k in values}
+    if config.calibrate == "synthetic" and len(rows) >= 8:
+        weights = _calibrated_weights(records, values, weights, config, backend, nb_model)
+    conf = _combine(values, weights)
+    frames.append(pd.DataFrame({"row_idx": rows, "signal": "confidence", "value": conf, "raw": conf}))
+    # The weights go in first: if the process dies before the commit below, the dataset stage is simply redone.
+    ws.update_run(run.id, weights=weights)
+    # Every row of the run is marked for this stage (failed rows too, with their row error), so it is pending
+    # until this one commit and done after it.
+    ws.commit_batch(run.id, DATASET, all_rows, scores=pd.concat(frames, ignore_index=True), embeddings=None,
+                    proposals=None, errors=failed)
+    _report(progress, run.id, DATASET, 1, 1, 1, time.perf_counter())
+
+
+def _combine(values, weights):
+    from .signals import combine
+    return combine.confidence(values, weights)
+
+
+def _calibrated_weights(records, values, weights, config, backend, nb_model) -> dict:
+    """Label-free weights from synthetic corruptions; the fixed weights when they cannot be fitted."""
+    from . import calibrate, scoring
+    from .signals import neighbors
+
+    def score_rows(bad_rows: list[dict]) -> dict:
+        out: dict[str, list] = {}
+        for start in range(0, len(bad_rows), config.batch_size):
+            part = bad_rows[start:start + config.batch_size]
+            # Synthetic rows get negative ids so that they can never be mistaken for dataset rows.
+            tuples = [(-(start + i) - 1, r["prompt"], r["response"]) for i, r in enumerate(part)]
+            result = scoring.score_batch(backend, tuples, config)
+            for name, v in result.values.items():
+                out.setdefault(name, []).append(np.asarray(v, dtype=float))
+            if nb_model is not None:
+                nb = neighbors.score_queries(nb_model, result.prompt_emb, result.response_emb,
+                                             [r["response"] for r in part], [r["source_row"] for r in part])
+                out.setdefault("neighbors", []).append(nb)
+        return {k: np.concatenate(v) for k, v in out.items()}
+
+    used = {k: v for k, v in values.items() if weights.get(k, 0) > 0}
+    try:
+        cal = calibrate.label_free(records, used, score_rows, n=min(200, len(records)), seed=config.seed)
+    except calibrate.CalibrationError:
+        return weights
+    return {k: float(v) for k, v in cal.weights.items()}
+
+
+def _embeddings(ws, run_id: int, rows: np.ndarray):
+    """Prompt and response embeddings of `rows` (in that order)."""
+    out = []
+    for kind in ("prompt", "response"):
+        idx, matrix = ws.load_embeddings(run_id, kind)
+        pos = {int(r): i for i, r in enumerate(idx)}
+        out.append(np.asarray(matrix, dtype=np.float32)[[pos[int(r)] for r in rows]])
+    return out[0], out[1]
+
+
+def _as_dict(config) -> dict:
+    return json.loads(config) if isinstance(config, str) else dict(config)
