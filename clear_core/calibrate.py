@@ -1,0 +1,186 @@
+"""Weight fitting for `confidence` (the weighted mean of the signals; in [0, 1], higher = more trustworthy).
+
+Two sources of labels:
+* reviewers' decisions: rows kept are good, rows dropped, edited or given an accepted proposal are bad;
+* none at all: synthetic bad pairs made from the dataset itself (a response swapped in from another row with a
+  different answer, which on a categorical dataset is exactly a label flip; a response cut short), scored with the
+  same signals as the originals they were made from.
+
+Either way a logistic regression on the component signals separates good from bad; its coefficients, negatives
+removed by refitting without them, normalised to sum 1, are the weights. Weights are plain dicts stored with a run.
+This module needs no torch: row signals of the synthetic pairs come from a `score_rows(rows)` callable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .errors import ClearError
+
+BAD_ACTIONS = ("drop", "edit", "accept")  # a reviewer's decision that the original response was not good
+
+
+class CalibrationError(ClearError):
+    """Weights cannot be fitted from what is available (too few labelled rows of a kind, no usable signal)."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Fitted weights and how well each signal separated good from bad rows on the fitting set.
+
+    auroc: per signal, AUROC for detecting the bad rows (low value = bad; 0.5 = random, 1 = perfect);
+    auroc_confidence: the same for `confidence` with the fitted weights.
+    """
+
+    weights: dict[str, float]
+    method: str  # "decisions" | "synthetic"
+    n_good: int
+    n_bad: int
+    auroc: dict[str, float]
+    auroc_confidence: float
+    kinds: dict[str, int] = dataclasses.field(default_factory=dict)  # synthetic pairs per corruption kind
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _auroc(values: np.ndarray, bad: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    ok = ~np.isnan(values)
+    if ok.sum() < 2 or bad[ok].all() or not bad[ok].any():
+        return float("nan")
+    return float(roc_auc_score(bad[ok], -values[ok]))
+
+
+def fit_weights(values: Mapping[str, np.ndarray], good: np.ndarray, min_each: int = 5, C: float = 1.0) -> Calibration:
+    """Non-negative weights (sum 1) from a logistic regression of good (True) vs bad (False) on the signals.
+
+    values: signal -> per-row values in [0, 1] (NaN = missing, imputed with the signal's mean). Raises
+    CalibrationError when there are fewer than `min_each` good or bad rows, or no signal has any spread.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    from .signals.combine import confidence
+
+    good = np.asarray(good, dtype=bool)
+    n_good, n_bad = int(good.sum()), int((~good).sum())
+    if n_good < min_each or n_bad < min_each:
+        raise CalibrationError(f"calibration needs at least {min_each} good and {min_each} bad rows; "
+                               f"got {n_good} good and {n_bad} bad")
+    cols = {}
+    for name, v in values.items():
+        v = np.asarray(v, dtype=float)
+        if len(v) != len(good):
+            raise ValueError(f"signal '{name}' has {len(v)} values for {len(good)} labels")
+        if np.isnan(v).all():
+            continue
+        v = np.where(np.isnan(v), np.nanmean(v), v)
+        if np.ptp(v) > 0:
+            cols[name] = v
+    if not cols:
+        raise CalibrationError(f"no signal varies over the labelled rows (signals: {sorted(values)})")
+    names = list(cols)
+    coef = {}
+    while names:
+        x = np.column_stack([cols[n] for n in names])
+        lr = LogisticRegression(C=C, max_iter=1000).fit(x, good)
+        c = lr.coef_[0]
+        if (c > 0).all():
+            coef = dict(zip(names, c))
+            break
+        names = [n for n, ci in zip(names, c) if ci > 0]  # refit without the signals that pull the wrong way
+    if not coef:  # nothing helps: fall back to the single best signal
+        best = max(cols, key=lambda n: _auroc(cols[n], ~good))
+        coef = {best: 1.0}
+    total = sum(coef.values())
+    weights = {n: float(coef.get(n, 0.0) / total) for n in values}
+    bad = ~good
+    per_signal = {n: _auroc(np.asarray(v, dtype=float), bad) for n, v in values.items()}
+    conf = confidence({n: np.asarray(v, dtype=float) for n, v in values.items()}, weights)
+    return Calibration(weights, "", n_good, n_bad, per_signal, _auroc(conf, bad))
+
+
+def from_decisions(values: Mapping[str, np.ndarray], actions: Sequence[str], min_each: int = 5) -> Calibration:
+    """Weights from reviewers' decisions on some rows; `values` holds those rows' signals, aligned with `actions`.
+
+    "keep" marks a good row; "drop", "edit" and "accept" (a proposal replaced the response) mark a bad one; other
+    actions are ignored.
+    """
+    actions = np.asarray(list(actions), dtype=object)
+    used = np.isin(actions, ("keep",) + BAD_ACTIONS)
+    good = actions[used] == "keep"
+    if int(good.sum()) < min_each or int((~good).sum()) < min_each:
+        raise CalibrationError(
+            f"calibration from decisions needs at least {min_each} kept and {min_each} dropped/edited rows; "
+            f"got {int(good.sum())} kept and {int((~good).sum())} dropped/edited")
+    cal = fit_weights({n: np.asarray(v, dtype=float)[used] for n, v in values.items()}, good, min_each)
+    return dataclasses.replace(cal, method="decisions")
+
+
+def _field(row: Any, name: str) -> Any:
+    return row[name] if isinstance(row, Mapping) else getattr(row, name)
+
+
+def _norm(text: str) -> str:
+    return " ".join(str(text).lower().split()).strip(" .")
+
+
+def make_corruptions(rows: Sequence[Any], n: int = 200, seed: int = 0, min_words_truncate: int = 6) -> list[dict]:
+    """Synthetic bad pairs: {"prompt", "response", "source_row", "kind"} dicts made from `n` sampled rows.
+
+    Each sampled row gets its response swapped for another row's response with a different normalised text
+    ("swap"); sampled rows whose response has at least `min_words_truncate` words also yield the response cut to
+    its first 20-50 % of words ("truncate").
+    """
+    rng = np.random.default_rng(seed)
+    responses = [str(_field(r, "response")) for r in rows]
+    norm = np.array([_norm(t) for t in responses], dtype=object)
+    if len(set(norm)) < 2:
+        raise CalibrationError("every response is the same text: no synthetic swaps can be made")
+    out = []
+    for i in rng.permutation(len(rows))[:n]:
+        prompt = _field(rows[i], "prompt")
+        for _ in range(50):
+            j = int(rng.integers(len(rows)))
+            if norm[j] != norm[i]:
+                out.append({"prompt": prompt, "response": responses[j], "source_row": int(i), "kind": "swap"})
+                break
+        words = responses[i].split()
+        if len(words) >= min_words_truncate:
+            keep = max(1, int(len(words) * rng.uniform(0.2, 0.5)))
+            out.append({"prompt": prompt, "response": " ".join(words[:keep]), "source_row": int(i), "kind": "truncate"})
+    return out
+
+
+def label_free(rows: Sequence[Any], values: Mapping[str, np.ndarray],
+               score_rows: Callable[[list[dict]], Mapping[str, np.ndarray]],
+               n: int = 200, seed: int = 0, min_each: int = 5) -> Calibration:
+    """Weights that separate synthetic corruptions of the dataset from the rows they were made from.
+
+    rows: the dataset rows (mappings or objects with `prompt` and `response`); values: their signal values
+    (signal -> array over all rows), as scored by the run; score_rows: scores a list of synthetic rows (dicts with
+    prompt, response, source_row, kind) with the same signals, the dataset signal scored out-of-fold against the
+    source row (neighbors.score_queries). Signals score_rows does not return count as missing for the synthetic rows.
+    """
+    bad_rows = make_corruptions(rows, n=n, seed=seed)
+    if not bad_rows:
+        raise CalibrationError("no synthetic corruptions could be made from this dataset")
+    src = np.array([r["source_row"] for r in bad_rows])
+    originals = np.unique(src)
+    bad_values = score_rows(bad_rows)
+    merged = {}
+    for name, v in values.items():
+        orig = np.asarray(v, dtype=float)[originals]
+        syn = np.asarray(bad_values.get(name, np.full(len(bad_rows), np.nan)), dtype=float)
+        if len(syn) != len(bad_rows):
+            raise ValueError(f"score_rows returned {len(syn)} values of '{name}' for {len(bad_rows)} rows")
+        merged[name] = np.concatenate([orig, syn])
+    good = np.r_[np.ones(len(originals), bool), np.zeros(len(bad_rows), bool)]
+    cal = fit_weights(merged, good, min_each)
+    kinds = {k: sum(r["kind"] == k for r in bad_rows) for k in ("swap", "truncate")}
+    return dataclasses.replace(cal, method="synthetic", kinds=kinds)

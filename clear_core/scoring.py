@@ -1,0 +1,182 @@
+"""Score one batch of rows with the fused forward passes: the row signals and the prompt/response embeddings.
+
+Every signal value is in [0, 1], higher = more trustworthy; raw values are kept beside them. For each row, one
+teacher-forced forward over chat_template(prompt) + response gives likelihood, the embeddings and the KV cache on
+which reflection's two questions run; ifd adds one response-only forward; consistency (k_samples > 0) samples.
+Rows are sorted by length and grouped into forwards of at most `config.forward_tokens` padded tokens, so short rows
+are not padded to the longest row of the batch. A row that fails (e.g. tokenisation) is reported in `errors` and
+gets NaN values; the other rows go on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .backends.base import Backend, ScoreItem
+from .config import ScoreConfig
+from .signals import ROW_SIGNALS, consistency, ifd, likelihood, reflection
+
+MIN_PROMPT_TOKENS = 16  # a response longer than max_tokens is cut so that this much prompt context stays
+# The fixed cost of one more forward, in padded-token equivalents (per-op dispatch, small-matmul inefficiency):
+# below it, padding a row is cheaper than giving it its own forward.
+FORWARD_OVERHEAD = 64
+
+
+@dataclass(frozen=True)
+class Row:
+    row_idx: int
+    prompt: Sequence[dict]      # the messages before the response
+    response: str
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Arrays aligned with the input rows; rows in `errors` hold NaN."""
+
+    row_idx: np.ndarray
+    values: dict[str, np.ndarray]
+    raw: dict[str, np.ndarray]
+    prompt_emb: np.ndarray      # (n, d) float32
+    response_emb: np.ndarray    # (n, d) float32
+    n_tokens: int               # tokens run through the model's forwards (padding excluded)
+    errors: dict[int, str] = field(default_factory=dict)
+    matmul_flops: float = 0.0   # matmul FLOPs of those forwards (padding and attention included)
+
+
+def prepare_item(backend: Backend, prompt, response: str, max_tokens: int) -> ScoreItem:
+    """Render a row; when longer than max_tokens, cut the prompt from the left (the response is kept whole unless
+    it alone leaves less than MIN_PROMPT_TOKENS of prompt, then its end is cut too)."""
+    ids, start = backend.render(prompt, response)
+    if len(ids) <= max_tokens:
+        return ScoreItem(tuple(ids), start)
+    n_response = len(ids) - start
+    keep_response = max(1, min(n_response, max_tokens - min(start, MIN_PROMPT_TOKENS)))
+    keep_prompt = max_tokens - keep_response
+    ids = ids[start - keep_prompt:start] + ids[start:start + keep_response]
+    return ScoreItem(tuple(ids), keep_prompt, ends_turn=keep_response == n_response)
+
+
+def score_batch(backend: Backend, rows: Sequence[Row | tuple], config: ScoreConfig) -> BatchResult:
+    """Row signals (those of config.signals that are row signals) and embeddings for a batch of rows."""
+    rows = [r if isinstance(r, Row) else Row(*r) for r in rows]
+    n = len(rows)
+    wanted = [s for s in config.signals if s in ROW_SIGNALS and (s != "consistency" or config.k_samples > 0)]
+    errors: dict[int, str] = {}
+    items = [_guard(lambda r=r: prepare_item(backend, r.prompt, r.response, config.max_tokens), r, errors)
+             for r in rows]
+    suffixes = reflection.QUESTIONS if "reflection" in wanted else ()
+    fused = _run_fused(backend, rows, items, suffixes, config, errors)
+    values, raw = {}, {}
+    nan = np.full(n, np.nan)
+
+    if "likelihood" in wanted:
+        lps = [_likelihood_tokens(out[0], items[i], config.likelihood_end_token) if out else np.zeros(0)
+               for i, out in enumerate(fused["out"])]
+        values["likelihood"], raw["likelihood"] = likelihood.score(lps)
+    if "reflection" in wanted:
+        probs = np.stack([out[3] if out else np.full((len(suffixes), 3), np.nan) for out in fused["out"]])
+        values["reflection"], raw["reflection"] = reflection.score(probs)
+    if "ifd" in wanted:
+        alone = [_guard(lambda r=r: prepare_item(backend, ifd.EMPTY_PROMPT, r.response, config.max_tokens), r, errors)
+                 if fused["out"][i] else None for i, r in enumerate(rows)]
+        direct = _run_fused(backend, rows, alone, (), config, errors)
+        fused["n_tokens"] += direct["n_tokens"]
+        fused["flops"] += direct["flops"]
+        cond = [out[0] if out and d else np.zeros(0) for out, d in zip(fused["out"], direct["out"])]
+        plain = [d[0] if d else np.zeros(0) for d in direct["out"]]
+        values["ifd"], raw["ifd"] = ifd.score(ifd.ratio(cond, plain))
+    if "consistency" in wanted:
+        values["consistency"], raw["consistency"] = nan.copy(), nan.copy()
+        ok = [i for i in range(n) if fused["out"][i]]
+        for lo in range(0, len(ok), max(1, config.batch_size)):
+            chunk = ok[lo:lo + max(1, config.batch_size)]
+            try:
+                v, rw, _ = consistency.compute(
+                    backend, [rows[i].prompt for i in chunk], [rows[i].response for i in chunk], config.k_samples,
+                    alpha=config.alpha, agreement=config.agreement, temperature=config.temperature,
+                    max_new_tokens=config.max_new_tokens, seed=config.seed * 1_000_003 + int(rows[chunk[0]].row_idx))
+                values["consistency"][chunk], raw["consistency"][chunk] = v, rw
+            except Exception as exc:  # noqa: BLE001 - the rows are reported, the batch goes on
+                for i in chunk:
+                    errors.setdefault(rows[i].row_idx, f"consistency: {type(exc).__name__}: {exc}")
+
+    failed = np.array([r.row_idx in errors for r in rows], dtype=bool)
+    for d in (values, raw):
+        for name in d:
+            d[name] = np.where(failed, np.nan, d[name]).astype(np.float64)
+    dim = next((out[1].shape[0] for out in fused["out"] if out), 0)
+    emb = {k: np.full((n, dim), np.nan, dtype=np.float32) for k in (1, 2)}
+    for i, out in enumerate(fused["out"]):
+        if out and not failed[i]:
+            emb[1][i], emb[2][i] = out[1], out[2]
+    return BatchResult(row_idx=np.array([r.row_idx for r in rows], dtype=np.int64), values=values, raw=raw,
+                       prompt_emb=emb[1], response_emb=emb[2], n_tokens=fused["n_tokens"], errors=errors,
+                       matmul_flops=fused["flops"])
+
+
+def plan_batches(lengths: Sequence[int], budget: int, overhead: int = FORWARD_OVERHEAD) -> list[list[int]]:
+    """Indices sorted by length, cut into groups (one forward each) of minimal total cost.
+
+    A group of rows costs rows x its longest row (the padded tokens it computes) + `overhead` (the fixed cost of a
+    forward, in tokens); rows x longest row stays <= budget unless the group is a single row. Contiguous groups of
+    the sorted order are optimal for this cost, so a dynamic programme over cut points finds the best plan in
+    O(n^2): short rows are not padded to a long one when a separate forward is cheaper.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    ls = [lengths[i] for i in order]
+    best, cut = [0.0] + [float("inf")] * len(ls), [0] * (len(ls) + 1)
+    for j in range(1, len(ls) + 1):          # the last group is order[i:j]; its longest row is ls[j - 1]
+        for i in range(j - 1, -1, -1):
+            if j - i > 1 and (j - i) * ls[j - 1] > budget:
+                break
+            cost = best[i] + (j - i) * ls[j - 1] + overhead
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups, j = [], len(ls)
+    while j > 0:
+        groups.append(order[cut[j]:j])
+        j = cut[j]
+    return groups[::-1]
+
+
+def _run_fused(backend, rows, items, suffixes, config, errors) -> dict:
+    """forward_scores over micro-batches; out[i] = (logprobs, prompt_emb, response_emb, suffix_probs) or None.
+    A micro-batch that raises is retried row by row, so only the offending rows are reported."""
+    out: list = [None] * len(items)
+    total = {"out": out, "n_tokens": 0, "flops": 0.0}
+    live = [i for i, it in enumerate(items) if it is not None]
+    for group in plan_batches([len(items[i].ids) for i in live], config.forward_tokens):
+        group = [live[g] for g in group]
+        try:
+            _fill(backend, items, group, suffixes, config, out, total)
+        except Exception:  # noqa: BLE001 - isolate the failing rows below
+            for i in group:
+                _guard(lambda i=i: _fill(backend, items, [i], suffixes, config, out, total), rows[i], errors)
+    return total
+
+
+def _fill(backend, items, group, suffixes, config, out, total) -> None:
+    res = backend.forward_scores([items[i] for i in group], suffixes, reflection.CANDIDATES,
+                                 embed_layers=config.embed_layers)
+    for j, i in enumerate(group):
+        out[i] = (res.response_logprobs[j], res.prompt_emb[j], res.response_emb[j], res.suffix_probs[j])
+    total["n_tokens"] += res.n_tokens
+    total["flops"] += res.matmul_flops
+
+
+def _likelihood_tokens(logprobs: np.ndarray, item: ScoreItem, include_end: bool) -> np.ndarray:
+    if include_end or not item.ends_turn or len(logprobs) <= 1:
+        return logprobs
+    return logprobs[:-1]
+
+
+def _guard(fn, row: Row, errors: dict):
+    """fn() or, when it raises, None with the row's error recorded."""
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - a bad row is reported, never fatal to the batch
+        errors.setdefault(row.row_idx, f"{type(exc).__name__}: {exc}")
+        return None

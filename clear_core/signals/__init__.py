@@ -1,0 +1,53 @@
+"""Signal registry: every confidence signal by name, each in [0, 1], higher = more trustworthy.
+
+Row signals (likelihood, reflection, consistency, ifd) are computed batch by batch by `clear_core.scoring`;
+the dataset signal (neighbors) runs once every row is embedded. A descriptor names its module, which is imported
+only when the signal is used, so the registry costs nothing to import and lists signals whose module is heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+from ..errors import UnknownNameError
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str
+    kind: str            # "row" (per row, from the fused forward) or "dataset" (needs every row's embedding)
+    module: str          # clear_core.signals.<module>
+    description: str
+    needs_sampling: bool = False
+
+    def load(self) -> ModuleType:
+        return importlib.import_module(f"{__name__}.{self.module}")
+
+    def compute(self, *args, **kwargs):
+        """The module's `compute` (dataset signals: `compute(prompt_emb, response_emb, responses) -> (values, raw)`)."""
+        return self.load().compute(*args, **kwargs)
+
+
+REGISTRY: dict[str, Signal] = {s.name: s for s in (
+    Signal("likelihood", "row", "likelihood",
+           "geometric-mean token probability of the response given the prompt (teacher forced)"),
+    Signal("reflection", "row", "reflection",
+           "the model's own verdict on the answer: expected score of A/B/C over BSDetector's two questions"),
+    Signal("consistency", "row", "consistency",
+           "agreement of k sampled chain-of-thought answers with the response (BSDetector)", needs_sampling=True),
+    Signal("ifd", "row", "ifd", "instruction-following difficulty: how much the prompt helps predict the response"),
+    Signal("neighbors", "dataset", "neighbors",
+           "agreement with similar prompts' responses (out-of-fold classifier or nearest neighbours)"),
+)}
+
+ROW_SIGNALS = tuple(n for n, s in REGISTRY.items() if s.kind == "row")
+DATASET_SIGNALS = tuple(n for n, s in REGISTRY.items() if s.kind == "dataset")
+
+
+def get_signal(name: str) -> Signal:
+    """The descriptor of a signal; an unknown name raises UnknownNameError listing the valid ones."""
+    if name not in REGISTRY:
+        raise UnknownNameError("signal", name, list(REGISTRY))
+    return REGISTRY[name]

@@ -1,0 +1,294 @@
+"""The `neighbors` signal: does a row's response agree with what the rest of the dataset says for similar prompts?
+
+Values are in [0, 1], higher = more trustworthy. Two cases, decided per row:
+
+* categorical rows (the response is one of a few distinct answers, each with enough support: labels, option
+  letters, short categories): an out-of-fold classifier on the standardised prompt embeddings (k folds, logistic
+  regression) gives the probability of the given answer, confident learning's self-confidence. Optionally a second
+  round refits each fold without the rows the first round found most suspicious (confident learning's pruning),
+  and the classifier's probability is averaged with the answers of the nearest prompts (kNN label agreement).
+* free-text rows: the prompt's nearest neighbours (cosine over centred prompt embeddings) vote with their responses;
+  the value is the share of reference responses that sit further from the neighbours' response centroid than the
+  row's own response does (a retrieval rank), so a response swapped in from an unrelated row scores low.
+
+`compute` fits and scores the dataset; `fit` + `score_queries` also score extra (prompt, response) pairs made from
+existing rows (calibration's synthetic corruptions) without letting the source row see itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class NeighborsConfig:
+    """Settings of the `neighbors` signal."""
+
+    folds: int = 5  # out-of-fold classifier folds
+    C: float = 0.001  # inverse L2 regularisation on standardised embeddings (strong: measured best on fpb)
+    max_classes: int = 20  # more distinct frequent answers than this = not categorical
+    min_support: int = 8  # an answer needs at least this many rows (and min_support_frac of the rows) to be a class
+    min_support_frac: float = 0.005
+    # The classes must cover this share of the rows (and at least min_rows, or every row of a smaller dataset).
+    # A few labelled rows inside a free-text dataset stay with the free-text scoring, whose values are on the
+    # same scale as the rest of the dataset (measured on the sample data: 0.82 vs 0.75 AUROC with a classifier).
+    min_coverage: float = 0.2
+    min_rows: int = 30
+    max_answer_words: int = 12  # longer responses are never class labels
+    prune: bool = False  # second round without the rows the first round flags (confident learning)
+    knn_weight: float = 0.0  # weight of kNN label agreement averaged into the categorical value
+    k: int = 10  # neighbours for free-text agreement and kNN label agreement
+    n_reference: int = 1000  # reference responses for the free-text retrieval rank
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class NeighborsResult:
+    """Per-row output. values: [0, 1], higher = more trustworthy; raw: the uncombined component (classifier
+    probability of the given answer, or the free-text cosine agreement); categorical: rows scored by the
+    classifier; predicted / predicted_prob: the classifier's best answer (a response string) and its probability
+    for categorical rows (None / NaN elsewhere)."""
+
+    values: np.ndarray
+    raw: np.ndarray
+    categorical: np.ndarray
+    predicted: np.ndarray
+    predicted_prob: np.ndarray
+
+    def __iter__(self):  # `values, raw = compute(...)`, the registry's dataset-signal shape
+        return iter((self.values, self.raw))
+
+
+@dataclass(frozen=True)
+class NeighborsModel:
+    """The fitted dataset: what `score_queries` needs to score new pairs against it."""
+
+    config: NeighborsConfig
+    prompt_unit: np.ndarray  # centred, L2-normalised prompt embeddings (n, d)
+    response_unit: np.ndarray  # centred, L2-normalised response embeddings (n, d)
+    prompt_mean: np.ndarray
+    response_mean: np.ndarray
+    labels: np.ndarray  # class index per row, -1 for free-text rows
+    classes: tuple[str, ...]  # normalised answers
+    class_text: tuple[str, ...]  # the most common original spelling of each class
+    fold_of: np.ndarray  # fold index per row (-1 for free-text rows)
+    fold_models: tuple  # one fitted sklearn pipeline per fold
+    has_other: bool  # the classifier has an extra last class for the free-text rows of a mixed dataset
+    reference: np.ndarray  # row indices whose responses serve as the free-text reference set
+
+
+def normalize_answer(text: str) -> str:
+    """Lower-case, collapse whitespace, strip surrounding punctuation and quotes."""
+    t = re.sub(r"\s+", " ", str(text)).strip().lower()
+    return t.strip(" .,:;!?\"'`()[]")
+
+
+def detect_classes(responses, config: NeighborsConfig = NeighborsConfig()) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Class index per row (-1 = free text) and the class names; no classes when the data is not categorical."""
+    norm = [normalize_answer(r) for r in responses]
+    n = len(norm)
+    need = max(config.min_support, int(np.ceil(config.min_support_frac * n)), config.folds)
+    counts = Counter(v for v in norm if v and len(v.split()) <= config.max_answer_words)
+    classes = tuple(sorted(v for v, c in counts.items() if c >= need))
+    covered = sum(counts[c] for c in classes)
+    if not (2 <= len(classes) <= config.max_classes) or covered < min(config.min_rows, n) \
+            or covered < config.min_coverage * n:
+        return np.full(n, -1), ()
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index.get(v, -1) for v in norm]), classes
+
+
+def _unit(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    z = np.asarray(x, dtype=np.float64) - mean
+    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+
+def _knn(query_unit: np.ndarray, base_unit: np.ndarray, k: int, exclude: np.ndarray | None) -> np.ndarray:
+    """Indices of the k most cosine-similar base rows per query (excluding `exclude[i]` for query i)."""
+    k = min(k, len(base_unit) - (exclude is not None))
+    out = np.empty((len(query_unit), k), dtype=np.int64)
+    for s in range(0, len(query_unit), 2048):
+        sim = query_unit[s:s + 2048] @ base_unit.T
+        if exclude is not None:
+            sim[np.arange(len(sim)), exclude[s:s + 2048]] = -np.inf
+        part = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        out[s:s + 2048] = part
+    return out
+
+
+def _classifier(C: float, seed: int):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
+
+
+def _proba(model, x: np.ndarray, n_classes: int) -> np.ndarray:
+    """Class probabilities over all classes (a fold may lack a class: it gets probability 0)."""
+    p = np.zeros((len(x), n_classes))
+    p[:, model.classes_] = model.predict_proba(x)
+    return p
+
+
+def _fit_folds(x, y, fold_of, cfg, keep) -> tuple[tuple, np.ndarray]:
+    """One classifier per fold trained on the other folds' kept rows; out-of-fold probabilities for every row."""
+    k = int(y.max()) + 1  # the last class is always present (classes are numbered from the data)
+    models, oof = [], np.zeros((len(y), k))
+    for f in range(cfg.folds):
+        train = (fold_of != f) & keep
+        model = _classifier(cfg.C, cfg.seed).fit(x[train], y[train])
+        models.append(model)
+        held = fold_of == f
+        oof[held] = _proba(model, x[held], k)
+    return tuple(models), oof
+
+
+def _suspicious(oof: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Confident learning's off-diagonal rows: another class reaches its per-class threshold and beats the label."""
+    k = oof.shape[1]
+    thresholds = np.array([oof[y == j, j].mean() if (y == j).any() else 1.0 for j in range(k)])
+    above = np.where(oof >= thresholds, oof, -1.0)
+    best = above.argmax(axis=1)
+    return (above.max(axis=1) >= 0) & (best != y)
+
+
+def fit(prompt_emb, response_emb, responses, config: NeighborsConfig = NeighborsConfig()) -> tuple[NeighborsModel, NeighborsResult]:
+    """Fit the dataset model and score every row out-of-fold; see the module docstring for the method."""
+    prompt_emb, response_emb = np.asarray(prompt_emb, dtype=np.float64), np.asarray(response_emb, dtype=np.float64)
+    n = len(responses)
+    if prompt_emb.shape[0] != n or response_emb.shape[0] != n:
+        raise ValueError(f"embeddings ({prompt_emb.shape[0]}, {response_emb.shape[0]} rows) and responses ({n}) differ")
+    if n < 2:
+        raise ValueError("neighbors needs at least 2 rows")
+    cfg = config
+    rng = np.random.default_rng(cfg.seed)
+    p_mean, r_mean = prompt_emb.mean(0), response_emb.mean(0)
+    pu, ru = _unit(prompt_emb, p_mean), _unit(response_emb, r_mean)
+    labels, classes = detect_classes(responses, cfg)
+    cat = labels >= 0
+    fold_of = np.full(n, -1)
+    models: tuple = ()
+    values, raw = np.full(n, np.nan), np.full(n, np.nan)
+    predicted, predicted_prob = np.full(n, None, dtype=object), np.full(n, np.nan)
+    class_text: tuple[str, ...] = ()
+    has_other = False
+    if cat.any():
+        # In a mixed dataset the free-text rows join the classifier as one "other" class, so that a label pasted
+        # onto a prompt unlike the labelled ones gets a low probability.
+        has_other = int((~cat).sum()) >= cfg.folds
+        train = np.flatnonzero(cat | has_other)
+        y_train = np.where(cat, labels, len(classes))[train]
+        fold_of[train] = _stratified_folds(y_train, cfg.folds, rng)
+        models, oof_train = _fit_folds(prompt_emb[train], y_train, fold_of[train], cfg, np.ones(len(train), bool))
+        if cfg.prune:
+            models, oof_train = _fit_folds(prompt_emb[train], y_train, fold_of[train], cfg,
+                                           ~_suspicious(oof_train, y_train))
+        idx = np.flatnonzero(cat)
+        y = labels[idx]
+        oof = oof_train[np.searchsorted(train, idx)][:, :len(classes)]
+        self_conf = oof[np.arange(len(idx)), y]
+        raw[idx] = self_conf
+        values[idx] = self_conf
+        if cfg.knn_weight > 0:
+            values[idx] = (1 - cfg.knn_weight) * self_conf + cfg.knn_weight * _label_agreement(pu[idx], y, cfg.k)
+        spelled = Counter(zip(labels[idx], (str(responses[i]).strip() for i in idx)))
+        class_text = tuple(max(((c, t) for (j, t), c in spelled.items() if j == k), default=(0, classes[k]))[1]
+                           for k in range(len(classes)))
+        best = oof.argmax(axis=1)
+        predicted[idx] = np.array(class_text, dtype=object)[best]
+        predicted_prob[idx] = oof.max(axis=1)
+    reference = rng.permutation(n)[:min(cfg.n_reference, n)]
+    model = NeighborsModel(cfg, pu, ru, p_mean, r_mean, labels, classes, class_text, fold_of, models, has_other,
+                           reference)
+    free = np.flatnonzero(~cat)
+    if len(free):
+        values[free], raw[free] = _free_text(model, pu[free], ru[free], exclude=free)
+    return model, NeighborsResult(np.clip(values, 0, 1), raw, cat, predicted, predicted_prob)
+
+
+def compute(prompt_emb, response_emb, responses, config: NeighborsConfig = NeighborsConfig()) -> NeighborsResult:
+    """Score every row: values in [0, 1], higher = more trustworthy (the response agrees with similar prompts)."""
+    return fit(prompt_emb, response_emb, responses, config)[1]
+
+
+def score_queries(model: NeighborsModel, prompt_emb, response_emb, responses, source_rows) -> np.ndarray:
+    """Score extra (prompt, response) pairs against the fitted dataset; [0, 1], higher = more trustworthy.
+
+    source_rows[i] is the dataset row query i was made from (its prompt): a categorical query is scored by the
+    classifier of that row's fold (which never trained on it) and free-text queries never count that row as a
+    neighbour, so corruptions of existing rows are scored out-of-fold.
+    """
+    source_rows = np.asarray(source_rows, dtype=np.int64)
+    n_q = len(responses)
+    if len(source_rows) != n_q or len(prompt_emb) != n_q or len(response_emb) != n_q:
+        raise ValueError("prompt_emb, response_emb, responses and source_rows must have the same length")
+    pu = _unit(np.asarray(prompt_emb, dtype=np.float64), model.prompt_mean)
+    ru = _unit(np.asarray(response_emb, dtype=np.float64), model.response_mean)
+    index = {c: i for i, c in enumerate(model.classes)}
+    q_label = np.array([index.get(normalize_answer(r), -1) for r in responses], dtype=np.int64)
+    folds = model.fold_of[source_rows] if n_q else np.zeros(0, np.int64)
+    out = np.full(n_q, np.nan)
+    cat = (q_label >= 0) & (folds >= 0)
+    for f in np.unique(folds[cat]):
+        sel = np.flatnonzero(cat & (folds == f))
+        p = _proba(model.fold_models[f], np.asarray(prompt_emb, dtype=np.float64)[sel],
+                   len(model.classes) + model.has_other)
+        self_conf = p[np.arange(len(sel)), q_label[sel]]
+        if model.config.knn_weight > 0:
+            agree = _label_agreement_query(model, pu[sel], q_label[sel], source_rows[sel])
+            self_conf = (1 - model.config.knn_weight) * self_conf + model.config.knn_weight * agree
+        out[sel] = self_conf
+    free = np.flatnonzero(~cat)
+    if len(free):
+        out[free] = _free_text(model, pu[free], ru[free], exclude=source_rows[free])[0]
+    return np.clip(out, 0, 1)
+
+
+def _stratified_folds(y: np.ndarray, folds: int, rng: np.random.Generator) -> np.ndarray:
+    out = np.empty(len(y), dtype=np.int64)
+    for c in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == c))
+        out[members] = (np.arange(len(members)) + rng.integers(folds)) % folds
+    return out
+
+
+def _label_agreement(unit: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    """Similarity-weighted share of the k nearest other rows (among categorical rows) that give the same answer."""
+    nn = _knn(unit, unit, k, exclude=np.arange(len(unit)))
+    w = np.maximum(np.einsum("nd,nkd->nk", unit, unit[nn]), 0) + 1e-6
+    return (w * (y[nn] == y[:, None])).sum(1) / w.sum(1)
+
+
+def _label_agreement_query(model: NeighborsModel, unit, q_label, source_rows) -> np.ndarray:
+    idx = np.flatnonzero(model.labels >= 0)
+    pos = np.full(len(model.labels), -1)
+    pos[idx] = np.arange(len(idx))
+    base = model.prompt_unit[idx]
+    nn = _knn(unit, base, model.config.k, exclude=np.maximum(pos[source_rows], 0))
+    y = model.labels[idx]
+    w = np.maximum(np.einsum("nd,nkd->nk", unit, base[nn]), 0) + 1e-6
+    return (w * (y[nn] == q_label[:, None])).sum(1) / w.sum(1)
+
+
+def _free_text(model: NeighborsModel, pu: np.ndarray, ru: np.ndarray, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Retrieval rank of each response against its prompt neighbours' response centroid, and the cosine itself."""
+    exclude = np.asarray(exclude)
+    nn = _knn(pu, model.prompt_unit, model.config.k, exclude=exclude)
+    w = np.maximum(np.einsum("nd,nkd->nk", pu, model.prompt_unit[nn]), 0) + 1e-6
+    centroid = np.einsum("nk,nkd->nd", w, model.response_unit[nn])
+    centroid /= np.maximum(np.linalg.norm(centroid, axis=1, keepdims=True), 1e-12)
+    own = np.einsum("nd,nd->n", ru, centroid)
+    ref = model.response_unit[model.reference]
+    rank = np.empty(len(pu))
+    for s in range(0, len(pu), 4096):
+        sim = centroid[s:s + 4096] @ ref.T
+        mine = model.reference[None, :] == exclude[s:s + 4096, None]  # a row is not its own reference
+        o = own[s:s + 4096, None]
+        below = ((sim < o) & ~mine).sum(1) + 0.5 * ((sim == o) & ~mine).sum(1)
+        rank[s:s + 4096] = (below + 0.5) / ((~mine).sum(1) + 1.0)
+    return rank, own

@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+
+from clear_core import calibrate
+from clear_core.calibrate import CalibrationError
+from clear_core.config import PRESETS
+from clear_core.errors import UnknownNameError
+from clear_core.signals import combine
+
+
+def test_confidence_weighted_mean_ignores_missing_signals():
+    values = {"a": np.array([1.0, 0.0, np.nan, np.nan]), "b": np.array([0.0, 1.0, 0.5, np.nan]),
+              "c": np.array([0.3, 0.3, 0.3, 0.3])}
+    out = combine.confidence(values, {"a": 3.0, "b": 1.0, "z": 5.0})  # "c" unweighted, "z" absent
+    np.testing.assert_allclose(out[:3], [0.75, 0.25, 0.5])
+    assert np.isnan(out[3])  # no weighted signal present for that row
+
+
+def test_confidence_stays_in_unit_interval_and_preset_weights():
+    rng = np.random.default_rng(0)
+    values = {n: np.where(rng.random(100) < 0.2, np.nan, rng.random(100)) for n in ("likelihood", "reflection", "neighbors")}
+    for preset in PRESETS:
+        out = combine.confidence(values, combine.preset_weights(preset))
+        ok = ~np.isnan(out)
+        assert ok.sum() > 90 and np.all((out[ok] >= 0) & (out[ok] <= 1))
+    with pytest.raises(UnknownNameError):
+        combine.preset_weights("nope")
+    with pytest.raises(ValueError):
+        combine.confidence(values, {"likelihood": -1.0})
+    with pytest.raises(ValueError):
+        combine.confidence(values, {"other": 1.0})
+
+
+def _two_signals(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    good = rng.random(n) < 0.6
+    informative = np.clip(np.where(good, 0.7, 0.35) + rng.normal(0, 0.12, n), 0, 1)
+    noise = rng.random(n)
+    return {"informative": informative, "noise": noise}, good
+
+
+def test_calibration_from_decisions_recovers_informative_signal():
+    values, good = _two_signals()
+    actions = np.where(good, "keep", "drop")
+    actions[:10] = "note"  # unknown actions are ignored
+    cal = calibrate.from_decisions(values, actions)
+    assert cal.method == "decisions"
+    assert cal.weights["informative"] > 0.8 and cal.weights["informative"] > 4 * cal.weights["noise"]
+    assert sum(cal.weights.values()) == pytest.approx(1.0) and min(cal.weights.values()) >= 0
+    assert cal.auroc["informative"] > 0.9 and abs(cal.auroc["noise"] - 0.5) < 0.1
+    assert cal.auroc_confidence > 0.9
+
+
+def test_calibration_drops_a_signal_that_points_the_wrong_way():
+    values, good = _two_signals(seed=1)
+    values["inverted"] = 1 - values["informative"] + np.random.default_rng(3).normal(0, 0.3, len(good))
+    cal = calibrate.fit_weights(values, good)
+    assert cal.weights["inverted"] == 0.0 and cal.weights["informative"] > 0.5
+
+
+def test_calibration_from_decisions_needs_both_kinds():
+    values, good = _two_signals(n=40)
+    actions = ["keep"] * 38 + ["drop"] * 2
+    with pytest.raises(CalibrationError, match="2 dropped"):
+        calibrate.from_decisions({k: v[:40] for k, v in values.items()}, actions)
+
+
+def test_corruptions_swap_to_a_different_answer_and_truncate():
+    rows = [{"prompt": f"q{i}", "response": ("yes" if i % 2 else "no")} for i in range(30)]
+    bad = calibrate.make_corruptions(rows, n=20, seed=0)
+    assert len(bad) == 20 and all(b["kind"] == "swap" for b in bad)
+    assert all(b["response"] != rows[b["source_row"]]["response"] for b in bad)
+    assert all(b["prompt"] == rows[b["source_row"]]["prompt"] for b in bad)
+    long_rows = [{"prompt": f"q{i}", "response": f"a long answer number {i} with many words in it"} for i in range(10)]
+    kinds = {b["kind"] for b in calibrate.make_corruptions(long_rows, n=10)}
+    assert kinds == {"swap", "truncate"}
+    with pytest.raises(CalibrationError):
+        calibrate.make_corruptions([{"prompt": "a", "response": "same"}] * 5)
+
+
+def test_label_free_calibration_weights_the_signal_that_separates_corruptions():
+    rng = np.random.default_rng(0)
+    n = 200
+    rows = [{"prompt": f"question {i}", "response": f"answer {i} " + "word " * (i % 9)} for i in range(n)]
+    # the dataset's own values: "sharp" is high for the original pairs, "blind" is uninformative
+    values = {"sharp": np.clip(0.75 + rng.normal(0, 0.1, n), 0, 1), "blind": rng.random(n)}
+    calls = []
+
+    def score_rows(bad_rows):  # a stand-in scorer: "sharp" sees that the response is not the row's own
+        calls.append(len(bad_rows))
+        m = len(bad_rows)
+        return {"sharp": np.clip(0.35 + rng.normal(0, 0.1, m), 0, 1), "blind": rng.random(m)}
+
+    cal = calibrate.label_free(rows, values, score_rows, n=80, seed=1)
+    assert calls and calls[0] == cal.n_bad and cal.n_good == 80
+    assert cal.method == "synthetic" and cal.kinds["swap"] == 80 and cal.kinds["truncate"] > 0
+    assert cal.weights["sharp"] > 0.8
+    assert cal.auroc["sharp"] > 0.95 and cal.auroc_confidence > 0.95
+    assert isinstance(cal.to_dict()["weights"], dict)
+
+
+def test_label_free_rejects_wrong_length_from_scorer():
+    rows = [{"prompt": f"q{i}", "response": f"r{i}"} for i in range(20)]
+    with pytest.raises(ValueError):
+        calibrate.label_free(rows, {"s": np.ones(20)}, lambda b: {"s": np.ones(3)}, n=10)

@@ -1,0 +1,60 @@
+"""The embedded SmolLM2-135M-Instruct: it loads from its cached safetensors copy, and its likelihood ranks right
+answers to questions it knows above wrong ones."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from clear_core.config import preset_config
+from clear_core.scoring import Row, score_batch
+
+pytestmark = pytest.mark.model
+
+# (question, right, wrong): facts the 135M model knows
+FACTS = [
+    ("What is the capital of France?", "Paris", "Berlin"),
+    ("What is the capital of Japan?", "Tokyo", "Madrid"),
+    ("What is the capital of Italy?", "Rome", "London"),
+    ("What is the capital of Germany?", "Berlin", "Paris"),
+    ("What is 2+3?", "5", "9"),
+]
+
+
+@pytest.fixture(scope="module")
+def default_backend():
+    from clear_core.backends import embedded, load_backend
+
+    backend = load_backend("default", device="cpu")
+    cached = embedded.default_cache_root() / embedded.NAME
+    return backend, cached
+
+
+def test_default_model_loads_from_its_safetensors_cache(default_backend):
+    from clear_core.backends import embedded
+
+    backend, cached = default_backend
+    assert backend.name == embedded.NAME and 130e6 < backend.n_params < 140e6
+    weights = list(cached.glob("*.safetensors"))
+    assert weights and (cached / "tokenizer.json").exists()
+    assert "quantization_config" not in json.loads((cached / "config.json").read_text())
+    stamp = {p: p.stat().st_mtime_ns for p in weights}
+    assert embedded.default_model_dir() == cached               # the copy is reused: nothing rewritten
+    assert {p: p.stat().st_mtime_ns for p in weights} == stamp
+    assert not list(cached.parent.glob(f".{embedded.NAME}-*"))  # no half-written temp dir left
+    assert "Paris" in backend.generate(["What is the capital of France?"], max_new_tokens=12)[0][0]
+
+
+def test_likelihood_prefers_the_right_answer(default_backend):
+    backend, _ = default_backend
+    rows = []
+    for i, (q, right, wrong) in enumerate(FACTS):
+        rows += [Row(2 * i, [{"role": "user", "content": q}], right), Row(2 * i + 1, [{"role": "user", "content": q}], wrong)]
+    res = score_batch(backend, rows, preset_config("fast", signals=("likelihood",)))  # no suffixes: fast test
+    assert res.errors == {}
+    lik = res.values["likelihood"]
+    for i, (q, right, wrong) in enumerate(FACTS):
+        assert lik[2 * i] > lik[2 * i + 1], f"{q}: {right} {lik[2 * i]:.4f} <= {wrong} {lik[2 * i + 1]:.4f}"
+    assert set(res.values) == {"likelihood"} and np.all((lik > 0) & (lik < 1))
