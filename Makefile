@@ -39,9 +39,10 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python bench/ingest_export.py
-	$(BIN)/python bench/quality.py --benchmarks ../shared/benchmarks
-	$(BIN)/python bench/throughput.py
+	$(BIN)/python -m bench.throughput
 	$(BIN)/python bench/ui_latency.py
+	$(BIN)/python -m bench.quality --benchmarks ../shared/benchmarks
+	$(BIN)/python bench/correction.py --benchmarks ../shared/benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache

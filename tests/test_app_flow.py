@@ -157,8 +157,18 @@ def ws_examples(ws_path: str):
 
 def test_stop_and_resume_a_run(tmp_path, monkeypatch, tiny_model_dir):
     """Stop, from the progress panel, keeps what was committed; Resume finishes the same run."""
+    from clear_core import scoring
     from ui import jobs, state
 
+    # The tiny model scores 64 rows faster than a click comes through on a quiet machine: slow each batch down so
+    # that the Stop lands while the run is going on.
+    real_score_batch = scoring.score_batch
+
+    def slow_score_batch(*args, **kwargs):
+        time.sleep(1.0)
+        return real_score_batch(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "score_batch", slow_score_batch)
     ws_path = str(tmp_path / "ws.duckdb")
     monkeypatch.setenv("CLEAR_STUDIO_WORKSPACE", ws_path)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
