@@ -6,11 +6,14 @@ detection precision / recall next to RobustFT's rule, all with the same model in
 Per dataset (the first --limit rows): score (fast preset), Auto-Filter at the median, Auto-Correct (eta = 0.8)
 on the rows below it. Reported:
 * restored: share of the noisy rows whose confident proposal equals the clean answer;
-* wrongly changed: share of the clean rows that got a confident proposal (the target is < 2 %);
+* wrongly changed: share of the clean rows that got a confident proposal (proposals always differ from the row's
+  answer; the target is < 2 %);
+* confident fixes by source, and what each judge (LLM, dataset) alone would have made confident;
 * detection precision / recall of "confidence < t_keep" against the noise labels;
 * RobustFT's rule (a row is clean only when the model's plain answer and its chain-of-thought answer both equal
   the given label; multiple-choice data only), as precision / recall of the rows it calls noisy.
-Scores and proposals are cached in --work (outside the project), so a second invocation only adds what is new.
+Scores, proposals and RobustFT's rule are cached in --work (outside the project), so a second invocation only adds
+what is new.
 """
 
 from __future__ import annotations
@@ -80,14 +83,14 @@ def _letter(text: str, letters: str) -> str | None:
 def evaluate(name, data, clean, ws, backend, args, log) -> dict:
     from clear_core import filtering
     from clear_core.config import CorrectConfig, preset_config
-    from clear_core.correct import resume as resume_correction, run_correction, same_answer
+    from clear_core.correct import JUDGE_METHOD, JUDGE_SIGNALS, resume as resume_correction, run_correction, same_answer
 
     info = ingest_rows(ws, f"{name}-{len(data.rows)}", data.rows)
     run_id = scored_run(ws, info, preset_config("fast", model=args.model, batch_size=16), backend, log)
     thr = filtering.run_thresholds(ws, run_id, eta=args.eta)
     idx, conf = filtering.run_confidence(ws, run_id)
     runs = [r for r in ws.list_runs(info.id) if r.kind == "correct" and r.config.get("score_run") == run_id
-            and r.config.get("eta") == args.eta]
+            and r.config.get("eta") == args.eta and r.config.get("judge") == JUDGE_METHOD]
     if runs:
         cid = runs[-1].id
         if runs[-1].status != "done":
@@ -97,23 +100,56 @@ def evaluate(name, data, clean, ws, backend, args, log) -> dict:
         cid = run_correction(ws, info.id, CorrectConfig(eta=args.eta, max_new_tokens=args.max_new_tokens),
                              score_run=run_id, thresholds=thr, backend=backend, progress=_progress(log))
     props = ws.proposals(cid)
-    confident = {int(r): c for r, c, ok in zip(props["row_idx"], props["candidate"], props["confident"].fillna(False))
-                 if ok}
+    parts = ws.scores_wide(cid)
+    for col in JUDGE_SIGNALS:
+        if col not in parts.columns:
+            parts[col] = np.nan
+    props = props.merge(parts[["row_idx", *JUDGE_SIGNALS]], on="row_idx", how="left")
+    bad_of = dict(zip(idx.tolist(), data.is_bad[idx].tolist()))
     bad = data.is_bad[idx]
     known = np.array([clean[i] is not None for i in idx])
-    restored = [i for i in idx[bad & known] if i in confident and same_answer(confident[i], clean[i])]
-    changed_clean = [i for i in idx[~bad] if i in confident]
+    n_noisy_known = int((bad & known).sum())
+    n_clean = int((~bad).sum())
+
+    def outcome(mask) -> dict:
+        """Restored / wrongly changed / fixes by source when the proposals where `mask` holds are the confident ones."""
+        sel = props[np.asarray(mask, dtype=bool)]
+        right = [clean[int(r)] is not None and same_answer(c, clean[int(r)]) for r, c in zip(sel["row_idx"], sel["candidate"])]
+        noisy = [bool(bad_of[int(r)]) for r in sel["row_idx"]]
+        by_source = {}
+        for s_, ok, nz in zip(sel["source"], right, noisy):
+            d = by_source.setdefault(s_, {"fixes": 0, "right": 0, "on_clean": 0})
+            d["fixes"] += 1
+            d["right"] += int(ok and nz)
+            d["on_clean"] += int(not nz)
+        return {"confident": len(sel),
+                "restored": sum(ok and nz for ok, nz in zip(right, noisy)) / max(1, n_noisy_known) if known.any() else None,
+                "wrongly_changed": sum(not nz for nz in noisy) / max(1, n_clean),
+                "clean_changed_rows": sum(not nz for nz in noisy),
+                "sources": by_source}
+
+    eta = args.eta
+    pooled = outcome(props["confident"].fillna(False))
+    llm_only = outcome(props["judge_llm"].fillna(0) >= eta)
+    data_only = outcome(props["judge_dataset"].fillna(0) >= eta)
+    # Candidates that equal the clean answer, whatever the judges say (what a perfect judge could restore).
+    cand_right = [clean[int(r)] is not None and bool(bad_of[int(r)]) and same_answer(c, clean[int(r)])
+                  for r, c in zip(props["row_idx"], props["candidate"])]
     flagged = conf < thr.t_keep
     p, r = metrics.precision_recall_below(conf, bad, thr.t_keep)
-    out = {"rows": len(idx), "noisy": int(bad.sum()), "auroc": metrics.auroc(conf, bad),
+    out = {"rows": len(idx), "noisy": int(bad.sum()), "clean": n_clean, "auroc": metrics.auroc(conf, bad),
            "flagged": int(flagged.sum()), "precision": p, "recall": r, "proposals": len(props),
-           "confident": len(confident),
-           "restored": len(restored) / max(1, int((bad & known).sum())) if known.any() else None,
-           "wrongly_changed": len(changed_clean) / max(1, int((~bad).sum())),
-           "confident_on_noisy": sum(int(i) in confident for i in idx[bad]),
-           "sources": props.loc[props["confident"].fillna(False), "source"].value_counts().to_dict()}
+           "proposals_right": int(sum(cand_right)),
+           "with_dataset_judge": int(props["judge_dataset"].notna().sum()),
+           **pooled, "llm_only": llm_only, "dataset_only": data_only}
     if name in ("fpb", "arc") and not args.no_robustft:
-        rule = robustft_rule(backend, data, max_new_tokens=args.cot_tokens, log=log)[idx]
+        cache = Path(args.work) / f"robustft-{name}-{len(data.rows)}-{args.cot_tokens}.npy"
+        if cache.exists():
+            rule_all = np.load(cache)
+        else:
+            rule_all = robustft_rule(backend, data, max_new_tokens=args.cot_tokens, log=log)
+            np.save(cache, rule_all)
+        rule = rule_all[idx]
         tp = int((rule & bad).sum())
         out["robustft_flagged"] = int(rule.sum())
         out["robustft_precision"] = tp / max(1, int(rule.sum()))
@@ -160,7 +196,7 @@ def main(argv=None) -> int:
             results[name] = evaluate(name, data, clean, ws, backend, args, log)
             results[name]["seconds"] = time.time() - t0
             log(f"{name}: {json.dumps(results[name])}")
-    write_table(args, results, backend.name)
+            write_table(args, results, backend.name)  # after each dataset, so a cut-short run keeps its table
     return 0
 
 
@@ -170,16 +206,33 @@ def _pct(v) -> str:
 
 def write_table(args, results, model_name) -> None:
     lines = [f"# Correction quality (model `{model_name}`, eta = {args.eta}, first {args.limit} rows per dataset)", "",
-             "| dataset | rows | noisy | AUROC | flagged | ours P / R | RobustFT rule P / R | confident fixes | "
-             "restored (of noisy) | clean rows wrongly changed |",
-             "|---|---:|---:|---:|---:|---|---|---:|---:|---:|"]
+             "Judge: the LLM's two-order pairwise verdict pooled in log-odds with the dataset judge (out-of-fold "
+             "classifier, P(candidate) / (P(candidate) + P(original)), categorical rows only).", "",
+             "| dataset | rows | noisy | AUROC | flagged | ours P / R | RobustFT rule P / R | proposals (= clean answer) | "
+             "confident fixes | restored (of noisy) | clean rows wrongly changed |",
+             "|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|"]
     for name, r in results.items():
         rule = (f"{_pct(r['robustft_precision'])} / {_pct(r['robustft_recall'])} ({r['robustft_flagged']} flagged)"
-                if "robustft_precision" in r else "n/a (free text)")
+                if "robustft_precision" in r else ("n/a (free text)" if name == "sample" else "not run"))
         lines.append(f"| {name} | {r['rows']} | {r['noisy']} | {r['auroc']:.3f} | {r['flagged']} | "
-                     f"{_pct(r['precision'])} / {_pct(r['recall'])} | {rule} | {r['confident']} | "
-                     f"{_pct(r['restored'])} | {_pct(r['wrongly_changed'])} |")
-    lines += ["", "Confident fixes by source: " + "; ".join(f"{n}: {r['sources']}" for n, r in results.items()), ""]
+                     f"{_pct(r['precision'])} / {_pct(r['recall'])} | {rule} | {r['proposals']} ({r['proposals_right']}) | "
+                     f"{r['confident']} | {_pct(r['restored'])} | {_pct(r['wrongly_changed'])} "
+                     f"({r['clean_changed_rows']} of {r['clean']}) |")
+    lines += ["", "Confident fixes by source (fixes / restored a noisy row / on a clean row):", ""]
+    for name, r in results.items():
+        src = ", ".join(f"{s}: {d['fixes']} / {d['right']} / {d['on_clean']}" for s, d in r["sources"].items())
+        lines.append(f"- {name}: {src or 'none'}")
+    lines += ["", "Each judge alone at eta, over the same stored proposals (the pooled judge's pick per row):", "",
+              "| dataset | judge | confident | restored (of noisy) | clean rows wrongly changed |",
+              "|---|---|---:|---:|---:|"]
+    for name, r in results.items():
+        for label, key in (("LLM only", "llm_only"), ("dataset only", "dataset_only")):
+            o = r[key]
+            lines.append(f"| {name} | {label} | {o['confident']} | {_pct(o['restored'])} | "
+                         f"{_pct(o['wrongly_changed'])} ({o['clean_changed_rows']} of {r['clean']}) |")
+        lines.append(f"| {name} | pooled | {r['confident']} | {_pct(r['restored'])} | "
+                     f"{_pct(r['wrongly_changed'])} ({r['clean_changed_rows']} of {r['clean']}) |")
+    lines.append("")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))

@@ -6,7 +6,10 @@
 For each dataset (the project's sample data; RobustFT fpb and arc noisy30) the rows are scored with the product's
 own code (load_backend + scoring.score_batch, then neighbors and the label-free calibration), and each method is
 reported as AUROC for detecting the bad rows, and precision / recall when flagging as many rows as there are bad
-ones (@k) and when flagging the rows below the median. Row signals are cached per dataset + model + preset + layers,
+ones (@k) and when flagging the rows below the median. The rows are always scored with likelihood, likelihood_min,
+likelihood_end and reflection (MEASURED) besides the preset's signals, and the neighbour-relative likelihood
+(`likelihood_rel`, clear_core.signals.likelihood.relative) is computed here, so every one is reported; a second
+label-free calibration over all of them is reported beside the preset's. Row signals are cached per dataset + model + preset + layers,
 chunk by chunk, so an interrupted run goes on where it stopped.
 """
 
@@ -27,9 +30,21 @@ ROOT = Path(__file__).resolve().parent.parent
 CHUNK = 64
 
 
+# Row signals always scored (and reported) beside the preset's own, so that each one is measured.
+MEASURED = ("likelihood", "likelihood_min", "likelihood_end", "reflection")
+
+
+def scoring_config(config):
+    """The config the rows are scored with: the preset's signals plus MEASURED (weights play no part in scoring)."""
+    import dataclasses
+
+    signals = tuple(sorted(set(config.signals) | set(MEASURED)))
+    return dataclasses.replace(config, signals=signals, weights={}, preset="measure")
+
+
 def _key(data_name: str, rows: list[dict], config) -> str:
     text = json.dumps([[r["prompt"], r["response"]] for r in rows], ensure_ascii=False)
-    digest = hashlib.sha256((text + config.to_json()).encode()).hexdigest()[:12]
+    digest = hashlib.sha256((text + scoring_config(config).to_json()).encode()).hexdigest()[:12]
     return f"{data_name.replace('/', '_').replace(':', '_')}-{config.model}-{config.preset}-{len(rows)}-{digest}"
 
 
@@ -44,7 +59,7 @@ def score_cached(backend, rows: list[dict], config, cache: Path, label: str) -> 
         if not path.exists():
             part = rows[start:start + CHUNK]
             res = scoring.score_batch(backend, [(start + i, r["prompt"], r["response"]) for i, r in enumerate(part)],
-                                      config)
+                                      scoring_config(config))
             arrays = {f"v_{k}": v for k, v in res.values.items()}
             arrays.update({f"r_{k}": v for k, v in res.raw.items()})
             np.savez(path.with_suffix(".tmp.npz"), prompt_emb=res.prompt_emb, response_emb=res.response_emb, **arrays)
@@ -59,7 +74,7 @@ def score_cached(backend, rows: list[dict], config, cache: Path, label: str) -> 
 
 def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: int) -> list[tuple[str, dict]]:
     from clear_core import calibrate
-    from clear_core.signals import combine, neighbors
+    from clear_core.signals import combine, likelihood, neighbors
 
     rows = data.rows
     key = _key(name, rows, config)
@@ -68,6 +83,7 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
     responses = [r["response"] for r in rows]
     nb_model, nb = neighbors.fit(scored["prompt_emb"], scored["response_emb"], responses)
     values["neighbors"] = nb.values
+    values["likelihood_rel"] = likelihood.relative(scored["r_likelihood"], nb_model.prompt_unit)
     fixed = {k: float(w) for k, w in config.weights.items() if k in values}
 
     def score_rows(bad_rows: list[dict]) -> dict[str, np.ndarray]:
@@ -77,15 +93,23 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
         res["neighbors"] = neighbors.score_queries(nb_model, out["prompt_emb"], out["response_emb"],
                                                    [r["response"] for r in bad_rows],
                                                    [r["source_row"] for r in bad_rows])
+        q_unit = neighbors._unit(out["prompt_emb"], nb_model.prompt_mean)
+        res["likelihood_rel"] = likelihood.relative(scored["r_likelihood"], nb_model.prompt_unit,
+                                                    query_raw=out["r_likelihood"], query_unit=q_unit,
+                                                    source_rows=[r["source_row"] for r in bad_rows])
         return res
 
     used = {k: v for k, v in values.items() if k in fixed}
-    cal = calibrate.label_free(rows, used, score_rows, n=min(n_synthetic, len(rows)), seed=config.seed)
+    n_syn = min(n_synthetic, len(rows))
+    cal = calibrate.label_free(rows, used, score_rows, n=n_syn, seed=config.seed)
+    # Every measured signal (preset or not) in one label-free calibration: what the calibration makes of them all.
+    cal_all = calibrate.label_free(rows, values, score_rows, n=n_syn, seed=config.seed)
     rng = np.random.default_rng(0)
     y = data.is_bad
     results = [
         ("confidence (preset weights)", metrics.report(combine.confidence(values, fixed), y)),
         ("confidence (label-free calibrated)", metrics.report(combine.confidence(values, cal.weights), y)),
+        ("confidence (label-free calibrated, all signals)", metrics.report(combine.confidence(values, cal_all.weights), y)),
     ]
     for sig, v in values.items():
         ok = ~np.isnan(v)
@@ -94,7 +118,8 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
     results.append(("baseline: likelihood only", metrics.report(values["likelihood"], y)))
     info = {"n": len(y), "bad": int(y.sum()), "categorical_rows": int(nb.categorical.sum()),
             "calibrated_weights": {k: round(w, 3) for k, w in cal.weights.items()},
-            "synthetic_auroc": {k: round(a, 3) for k, a in cal.auroc.items()}, "synthetic_kinds": cal.kinds}
+            "synthetic_auroc": {k: round(a, 3) for k, a in cal_all.auroc.items()}, "synthetic_kinds": cal.kinds,
+            "calibrated_weights_all_signals": {k: round(w, 3) for k, w in cal_all.weights.items()}}
     print(f"# {name}: " + json.dumps(info), flush=True)
     return results
 

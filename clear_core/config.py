@@ -21,8 +21,10 @@ class ScoreConfig:
 
     preset: str = "fast"
     model: str = DEFAULT_MODEL  # "default", "tiny" (random test model), a local dir, a .gguf file or a HF id
-    signals: tuple[str, ...] = ("likelihood", "reflection", "neighbors")
-    weights: Mapping[str, float] = field(default_factory=lambda: {"likelihood": 1.0, "reflection": 1.0, "neighbors": 1.0})
+    signals: tuple[str, ...] = ("likelihood", "likelihood_min", "likelihood_end", "reflection", "neighbors")
+    weights: Mapping[str, float] = field(default_factory=lambda: {"likelihood": 1.0, "likelihood_min": 1.0,
+                                                                  "likelihood_end": 1.0, "reflection": 1.0,
+                                                                  "neighbors": 1.0})
     k_samples: int = 0  # consistency samples per row (0 = no sampling)
     alpha: float = 0.8  # consistency: alpha * semantic agreement + (1 - alpha) * exact match
     temperature: float = 1.0
@@ -34,8 +36,9 @@ class ScoreConfig:
     seed: int = 0
     limit: int | None = None
     # Hidden-state layers mean-pooled into the prompt/response embeddings (hidden_states indexing: 0 = token
-    # embeddings, i = after block i, -1 = final normed output); several layers are averaged.
-    embed_layers: tuple[int, ...] = (-1,)
+    # embeddings, i = after block i, -1 = final normed output); several layers are averaged. Indices wrap modulo
+    # (number of layers + 1) in a model with fewer layers.
+    embed_layers: tuple[int, ...] = (12, 18, 24, -1)
     forward_tokens: int = 4096  # padded tokens per forward (rows x longest row): larger batches, better matmul use
     likelihood_end_token: bool = False  # count the end-of-turn token in `likelihood` (penalises cut-off answers,
     #                                     but a small model rarely ends after a one-word answer, so off by default)
@@ -53,11 +56,12 @@ class ScoreConfig:
         return cls(**kwargs)
 
 
-# Presets (DESIGN.md): `fast` needs no sampling; `thorough` uses BSDetector's weights (beta = 0.7 on consistency,
+# Presets (DESIGN.md): `fast` needs no sampling (likelihood_min and likelihood_end come from the same forward); `thorough` uses BSDetector's weights (beta = 0.7 on consistency,
 # 0.3 on reflection) next to the likelihood and the dataset-consistency signal.
 PRESETS: dict[str, dict[str, Any]] = {
-    "fast": dict(signals=("likelihood", "reflection", "neighbors"),
-                 weights={"likelihood": 1.0, "reflection": 1.0, "neighbors": 1.0}, k_samples=0),
+    "fast": dict(signals=("likelihood", "likelihood_min", "likelihood_end", "reflection", "neighbors"),
+                 weights={"likelihood": 1.0, "likelihood_min": 1.0, "likelihood_end": 1.0, "reflection": 1.0,
+                          "neighbors": 1.0}, k_samples=0),
     "balanced": dict(signals=("likelihood", "reflection", "consistency", "neighbors"),
                      weights={"likelihood": 1.0, "reflection": 0.5, "consistency": 1.0, "neighbors": 1.0}, k_samples=3),
     "thorough": dict(signals=("likelihood", "reflection", "consistency", "ifd", "neighbors"),

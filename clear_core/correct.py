@@ -6,11 +6,17 @@ Candidates for a row below t_keep come from
   (b) `classifier`: for categorical rows, the dataset classifier's most likely answer (`signals.neighbors`), when
       it differs from the given one;
   (c) `finetuned`: a generator model dir (e.g. the output of `finetune`), greedy, no examples.
-The judge is the base model comparing original and candidate for the prompt in BOTH orders (A/B, then B/A, so a
-preference for a position cancels out); each verdict is read from the next-token probabilities of the letters
-"A" and "B" (renormalised), and the confidence that the candidate is better is the mean over the two orders,
-in [0, 1], higher = the candidate is better. A proposal is `confident` when that is >= eta (0.8, CLEAR's).
-Proposals are stored next to the original, never over it.
+Two judges give the probability that the candidate is better than the original:
+  * the LLM judge: the base model comparing original and candidate for the prompt in BOTH orders (A/B, then B/A,
+    so a preference for a position cancels out); each verdict is read from the next-token probabilities of the
+    letters "A" and "B" (renormalised), and its value is the mean over the two orders;
+  * the dataset judge (categorical rows whose candidate is one of the classes): the out-of-fold classifier of
+    `signals.neighbors` (the fold that never trained on the row), P(candidate) / (P(candidate) + P(original)).
+    Rows without it (free text, a candidate outside the classes) get NaN, which counts as no opinion.
+They are pooled as independent judges in log-odds, logit(judge_conf) = sum of logit(judge_i), so a 0.5 judge adds
+nothing and two agreeing judges give more confidence than either alone. A proposal is `confident` when the pooled
+`judge_conf` is >= eta (0.8, CLEAR's). Proposals are stored next to the original, never over it; the components
+are stored as scores of the correction run (signals `judge_llm`, `judge_dataset`).
 
 A correction run is resumable like a scoring run. Its one stage, `propose`, generates a batch's candidates, judges
 them and commits the best-judged candidate per row (the store holds one proposal per row) in one transaction.
@@ -30,6 +36,9 @@ from .config import CorrectConfig, Thresholds
 from .errors import ClearError
 
 PROPOSE = "propose"
+JUDGE_METHOD = "pooled-llm-dataset"  # recorded in a correction run's settings
+JUDGE_SIGNALS = ("judge_llm", "judge_dataset")  # the components, stored as scores of the correction run
+POOL_EPS = 1e-4  # each judge is clipped to [POOL_EPS, 1 - POOL_EPS] before pooling, so no judge alone is certain
 MAX_EXAMPLE_CHARS = 2000  # per in-context example prompt / response
 JUDGE_LETTERS = ("A", "B")
 JUDGE_TEMPLATE = (
@@ -67,6 +76,30 @@ def judge_confidence(p_ab: np.ndarray, p_ba: np.ndarray) -> np.ndarray:
     ab = p_ab[:, 1] / np.maximum(p_ab.sum(axis=1), 1e-12)
     ba = p_ba[:, 0] / np.maximum(p_ba.sum(axis=1), 1e-12)
     return np.clip(0.5 * (ab + ba), 0.0, 1.0)
+
+
+def pool_judges(*judges) -> np.ndarray:
+    """Pool independent judges' probabilities in log-odds: logit(p) = sum of logit(p_i).
+
+    Each argument is an array (or scalar) of probabilities that the candidate is better; NaN = no opinion (adds
+    nothing, like 0.5). Each judge is clipped to [POOL_EPS, 1 - POOL_EPS]. With no judge at all the result is 0.5.
+    """
+    arrays = [np.asarray(j, dtype=float) for j in judges]
+    shape = np.broadcast_shapes(*(a.shape for a in arrays)) if arrays else ()
+    total = np.zeros(shape)
+    for a in arrays:
+        p = np.clip(a, POOL_EPS, 1.0 - POOL_EPS)
+        total = total + np.where(np.isnan(p), 0.0, np.log(p) - np.log1p(-p))
+    return 1.0 / (1.0 + np.exp(-total))
+
+
+def dataset_judge(p_candidate, p_original) -> np.ndarray:
+    """The dataset-consistency judge: P(candidate) / (P(candidate) + P(original)) from a classifier's class
+    probabilities; NaN (no opinion) where either is NaN or both are 0."""
+    pc, po = np.asarray(p_candidate, dtype=float), np.asarray(p_original, dtype=float)
+    total = pc + po
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, pc / np.where(total > 0, total, 1.0), np.nan)
 
 
 def nearest_examples(prompt_emb: np.ndarray, queries: np.ndarray, pool: np.ndarray, k: int) -> list[np.ndarray]:
@@ -142,13 +175,15 @@ def judge(backend, prompts: Sequence[Sequence[dict]], originals: Sequence[str], 
 
 def propose_batch(backend, rows: Sequence[dict], examples: Sequence[Sequence[tuple]], config: CorrectConfig,
                   categories: Sequence[str] = (), classifier: dict | None = None, generator=None,
-                  categorical: set | None = None) -> pd.DataFrame:
+                  categorical: set | None = None, data_judge=None) -> pd.DataFrame:
     """Candidates for a batch of rows, judged: a DataFrame of proposals, the best-judged candidate per row.
 
     rows: dicts with row_idx, prompt (messages), response; examples[i]: the (prompt, response) pairs shown to the
     model for rows[i]; categories: the dataset's answer classes, which generated answers of the `categorical` rows
     (all rows when None) are mapped onto; classifier: {row_idx: best answer} for categorical rows; generator: a
-    fine-tuned backend. Candidates equal to the original (after normalisation) are not proposals.
+    fine-tuned backend; data_judge: f(row_idx list, originals, candidates) -> dataset-judge probabilities (NaN =
+    no opinion), pooled with the LLM judge. Candidates equal to the original (after normalisation) are not
+    proposals. Columns: row_idx, candidate, source, judge_llm, judge_dataset, judge_conf (pooled), confident.
     """
     def cats(i: int) -> Sequence[str]:
         return categories if categorical is None or rows[i]["row_idx"] in categorical else ()
@@ -169,12 +204,16 @@ def propose_batch(backend, rows: Sequence[dict], examples: Sequence[Sequence[tup
             continue
         seen.add((i, cand))
         kept.append((i, cand, source))
-    conf = judge(backend, [rows[i]["prompt"] for i, _, _ in kept], [rows[i]["response"] for i, _, _ in kept],
-                 [c for _, c, _ in kept])
-    frame = pd.DataFrame({"row_idx": np.array([rows[i]["row_idx"] for i, _, _ in kept], dtype=np.int64),
-                          "candidate": [c for _, c, _ in kept], "source": [s for _, _, s in kept],
-                          "judge_conf": conf.astype(float)})
-    # The store keeps one proposal per row: the candidate the judge prefers most.
+    originals, candidates = [rows[i]["response"] for i, _, _ in kept], [c for _, c, _ in kept]
+    row_ids = np.array([rows[i]["row_idx"] for i, _, _ in kept], dtype=np.int64)
+    llm = judge(backend, [rows[i]["prompt"] for i, _, _ in kept], originals, candidates).astype(float)
+    data = np.full(len(kept), np.nan)
+    if data_judge is not None and len(kept):
+        data = np.asarray(data_judge([int(r) for r in row_ids], originals, candidates), dtype=float)
+    frame = pd.DataFrame({"row_idx": row_ids, "candidate": candidates, "source": [s for _, _, s in kept],
+                          "judge_llm": llm, "judge_dataset": data,
+                          "judge_conf": pool_judges(llm, data).astype(float)})
+    # The store keeps one proposal per row: the candidate with the highest pooled judge_conf.
     frame = frame.sort_values(["row_idx", "judge_conf"], ascending=[True, False], kind="stable")
     frame = frame.drop_duplicates("row_idx").reset_index(drop=True)
     return frame.assign(confident=frame["judge_conf"] >= config.eta)
@@ -200,7 +239,7 @@ def run_correction(ws, dataset, config: CorrectConfig = CorrectConfig(), score_r
         thresholds = filtering.run_thresholds(ws, run.id, eta=config.eta)
     targets = _targets(ws, run.id, thresholds.t_keep)
     settings = {**json.loads(config.to_json()), "score_run": run.id, "t_keep": thresholds.t_keep,
-                "t_drop": thresholds.t_drop}
+                "t_drop": thresholds.t_drop, "judge": JUDGE_METHOD}
     run_id = ws.create_run(info.id, "correct", json.dumps(settings, sort_keys=True), len(targets))
     return resume(ws, run_id, backend=backend, generator=generator, progress=progress, cancel=cancel)
 
@@ -262,6 +301,8 @@ class _Context:
     categorical: set
     classifier: dict  # row_idx -> the classifier's answer, where it differs from the given one
     load_rows: object
+    neighbors_model: object = None  # the fitted `signals.neighbors` model (its out-of-fold classifiers)
+    prompt_raw: np.ndarray | None = None  # the scoring run's prompt embeddings, float64, aligned with rows_all
 
     @classmethod
     def build(cls, ws, run, settings, config, backend, generator):
@@ -295,7 +336,12 @@ class _Context:
         return cls(ws=ws, run=run, config=config, backend=backend, generator=generator, targets=targets,
                    rows_all=rows_all, prompt_emb=prompt_emb, pos_of=pos_of, pool=pool, examples=examples,
                    categories=tuple(model.class_text), categorical=categorical, classifier=classifier,
-                   load_rows=_load_rows)
+                   load_rows=_load_rows, neighbors_model=model, prompt_raw=prompt_emb.astype(np.float64))
+
+    def data_judge(self, row_idx: Sequence[int], originals: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+        """Dataset judge per (row, original, candidate): the out-of-fold class probabilities of the row's prompt."""
+        return categorical_data_judge(self.neighbors_model, self.prompt_raw,
+                                      [self.pos_of[int(r)] for r in row_idx], originals, candidates)
 
     def compute(self, row_idx: np.ndarray) -> dict:
         rows = self.load_rows(self.ws, self.run.dataset_id, row_idx)
@@ -306,13 +352,53 @@ class _Context:
         errors = {}
         try:
             props = propose_batch(self.backend, rows, shots, self.config, self.categories, classifier, self.generator,
-                                  categorical=self.categorical)
+                                  categorical=self.categorical, data_judge=self.data_judge)
         except Exception as exc:  # record the batch's rows as failed, keep going
             props = None
             errors = {int(r): f"{type(exc).__name__}: {exc}" for r in row_idx}
+        scores = None
         if props is not None:
             props = props.assign(row_idx=props["row_idx"].astype(np.int64))
-        return dict(scores=None, embeddings=None, proposals=props, errors=errors)
+            scores = judge_scores(props)
+        return dict(scores=scores, embeddings=None, proposals=props, errors=errors)
+
+
+def judge_scores(props: pd.DataFrame) -> pd.DataFrame:
+    """The judge components of each row's stored proposal as long scores [row_idx, signal, value] (NaN left out)."""
+    parts = [pd.DataFrame({"row_idx": props["row_idx"].astype(np.int64), "signal": name,
+                           "value": props[name].astype(float)}) for name in JUDGE_SIGNALS if name in props]
+    if not parts:
+        return None
+    frame = pd.concat(parts, ignore_index=True)
+    frame = frame[frame["value"].notna()].reset_index(drop=True)
+    return frame if len(frame) else None
+
+
+def categorical_data_judge(model, prompt_emb: np.ndarray, positions: Sequence[int], originals: Sequence[str],
+                           candidates: Sequence[str]) -> np.ndarray:
+    """P(candidate) / (P(candidate) + P(original)) from the classifier of the row's fold (which never trained on
+    the row), for categorical rows whose original and candidate are both classes; NaN elsewhere.
+
+    model: a `signals.neighbors.NeighborsModel`; prompt_emb: the prompt embeddings it was fitted on; positions:
+    each query's row position in them.
+    """
+    from .signals.neighbors import _proba, normalize_answer
+
+    out = np.full(len(positions), np.nan)
+    if model is None or not model.classes or not len(positions):
+        return out
+    index = {c: i for i, c in enumerate(model.classes)}
+    pos = np.asarray(positions, dtype=np.int64)
+    ci = np.array([index.get(normalize_answer(c), -1) for c in candidates])
+    oi = np.array([index.get(normalize_answer(o), -1) for o in originals])
+    fold = model.fold_of[pos]
+    ok = (ci >= 0) & (oi >= 0) & (fold >= 0) & (model.labels[pos] >= 0)
+    n_classes = len(model.classes) + bool(model.has_other)
+    for f in np.unique(fold[ok]):
+        sel = np.flatnonzero(ok & (fold == f))
+        p = _proba(model.fold_models[f], np.asarray(prompt_emb, dtype=np.float64)[pos[sel]], n_classes)
+        out[sel] = dataset_judge(p[np.arange(len(sel)), ci[sel]], p[np.arange(len(sel)), oi[sel]])
+    return out
 
 
 def _prompt_of(example_row) -> list[dict]:

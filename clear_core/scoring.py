@@ -76,6 +76,13 @@ def score_batch(backend: Backend, rows: Sequence[Row | tuple], config: ScoreConf
         lps = [_likelihood_tokens(out[0], items[i], config.likelihood_end_token) if out else np.zeros(0)
                for i, out in enumerate(fused["out"])]
         values["likelihood"], raw["likelihood"] = likelihood.score(lps)
+    if "likelihood_min" in wanted:
+        lps = [_likelihood_tokens(out[0], items[i], False) if out else np.zeros(0) for i, out in enumerate(fused["out"])]
+        values["likelihood_min"], raw["likelihood_min"] = likelihood.score_min(lps)
+    if "likelihood_end" in wanted:
+        ends = [float(out[0][-1]) if out and items[i].ends_turn and len(out[0]) else np.nan
+                for i, out in enumerate(fused["out"])]
+        values["likelihood_end"], raw["likelihood_end"] = likelihood.score_end(ends)
     if "reflection" in wanted:
         probs = np.stack([out[3] if out else np.full((len(suffixes), 3), np.nan) for out in fused["out"]])
         values["reflection"], raw["reflection"] = reflection.score(probs)
@@ -168,6 +175,8 @@ def _fill(backend, items, group, suffixes, config, out, total) -> None:
 
 
 def _likelihood_tokens(logprobs: np.ndarray, item: ScoreItem, include_end: bool) -> np.ndarray:
+    """The response tokens' log-probs, the end-of-turn token (the last one, when the turn ends) dropped unless
+    include_end."""
     if include_end or not item.ends_turn or len(logprobs) <= 1:
         return logprobs
     return logprobs[:-1]

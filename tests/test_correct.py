@@ -31,6 +31,90 @@ def test_judge_confidence_renormalises_letter_probabilities():
     assert got[0] == pytest.approx(0.5 * (0.75 + 0.5))
 
 
+def _logit(p):
+    return np.log(p) - np.log1p(-p)
+
+
+def test_pool_judges_neutral_judge_adds_nothing():
+    p = np.array([0.1, 0.3, 0.6, 0.9])
+    assert correct.pool_judges(p, np.full(4, 0.5)) == pytest.approx(p)
+    assert correct.pool_judges(p, np.full(4, np.nan)) == pytest.approx(p)  # no opinion
+    assert correct.pool_judges(p) == pytest.approx(p)
+    assert correct.pool_judges(np.full(2, np.nan))[0] == pytest.approx(0.5)
+
+
+def test_pool_judges_agreeing_judges_add_up_in_log_odds():
+    # logit(0.8) + logit(0.8) = log(16): 16 / 17.
+    assert correct.pool_judges(0.8, 0.8) == pytest.approx(16 / 17)
+    a, b = np.array([0.6, 0.7, 0.3]), np.array([0.75, 0.65, 0.2])
+    pooled = correct.pool_judges(a, b)
+    assert _logit(pooled) == pytest.approx(_logit(a) + _logit(b))
+    agree_up = a[:2] > 0.5
+    assert (pooled[:2][agree_up] > np.maximum(a[:2], b[:2])[agree_up]).all()
+    assert pooled[2] < min(a[2], b[2])  # two judges preferring the original: less than either
+    # Two weak judges (0.6 and 0.75) together reach eta although neither does alone.
+    assert pooled[0] >= 0.8 > max(a[0], b[0])
+
+
+def test_pool_judges_symmetric():
+    a, b = np.array([0.2, 0.55, 0.9]), np.array([0.7, 0.4, 0.35])
+    assert correct.pool_judges(a, b) == pytest.approx(correct.pool_judges(b, a))
+    # Swapping candidate and original (1 - p for every judge) gives 1 - pooled.
+    assert correct.pool_judges(1 - a, 1 - b) == pytest.approx(1 - correct.pool_judges(a, b))
+    # Opposite judges of equal strength cancel out.
+    assert correct.pool_judges(0.9, 0.1) == pytest.approx(0.5)
+
+
+def test_pool_judges_no_single_judge_is_certain():
+    assert correct.pool_judges(1.0, 0.0) == pytest.approx(0.5)
+    assert 0.5 < correct.pool_judges(1.0)[()] < 1.0
+
+
+def test_dataset_judge_math():
+    got = correct.dataset_judge(np.array([0.6, 0.1, 0.0, np.nan]), np.array([0.2, 0.3, 0.0, 0.5]))
+    assert got[:2] == pytest.approx([0.75, 0.25])
+    assert np.isnan(got[2]) and np.isnan(got[3])
+
+
+@pytest.fixture
+def categorical_fit():
+    from clear_core.signals import neighbors
+
+    rng = np.random.default_rng(0)
+    n, names = 150, ("negative", "neutral", "positive")
+    y = rng.integers(0, 3, n)
+    emb = rng.normal(size=(n, 12))
+    emb[np.arange(n), y] += 4.0  # the prompt embedding tells the class
+    responses = [names[c] for c in y]
+    for i in range(5):  # rows 0..4: noisy labels
+        responses[i] = names[(y[i] + 1) % 3]
+    model, result = neighbors.fit(emb, emb, responses, neighbors.NeighborsConfig(C=1.0))
+    return emb, y, names, responses, model, result
+
+
+def test_categorical_dataset_judge_uses_out_of_fold_probabilities(categorical_fit):
+    emb, y, names, responses, model, result = categorical_fit
+    rows = np.arange(10)
+    got = correct.categorical_data_judge(model, emb, rows, [responses[i] for i in rows],
+                                         [str(result.predicted[i]) for i in rows])
+    # The out-of-fold classifier's P(predicted) and P(given) are `predicted_prob` and `raw` of the fit.
+    expect = result.predicted_prob[rows] / (result.predicted_prob[rows] + result.raw[rows])
+    assert got == pytest.approx(expect)
+    # The noisy rows' clean class is preferred by the dataset judge, their given label is not.
+    clean = correct.categorical_data_judge(model, emb, np.arange(5), responses[:5], [names[c] for c in y[:5]])
+    assert (clean > 0.5).all()
+    back = correct.categorical_data_judge(model, emb, np.arange(5), [names[c] for c in y[:5]], responses[:5])
+    assert back == pytest.approx(1 - clean)
+
+
+def test_categorical_dataset_judge_has_no_opinion_outside_the_classes(categorical_fit):
+    emb, _, _, responses, model, _ = categorical_fit
+    got = correct.categorical_data_judge(model, emb, [0, 1], [responses[0], "some free text"],
+                                         ["not a class", "positive"])
+    assert np.isnan(got).all()
+    assert np.isnan(correct.categorical_data_judge(None, emb, [0], ["a"], ["b"])).all()
+
+
 class _ToyJudge:
     """next_token_probs that prefers the response containing 'good', wherever it is shown; records the prompts."""
 
@@ -134,6 +218,37 @@ def test_propose_batch_best_candidate_per_row_and_eta():
     assert by_row.loc[9, "candidate"] == "other" and not bool(by_row.loc[9, "confident"])
 
 
+def test_propose_batch_pools_llm_and_dataset_judges():
+    rows = [{"row_idx": r, "prompt": ({"role": "user", "content": f"q{r}"},), "response": "bad"} for r in (1, 2, 3)]
+    judged = {1: 0.75, 2: 0.5, 3: np.nan}  # the dataset judge's opinion per row
+
+    def data_judge(row_idx, originals, candidates):
+        assert originals == ["bad"] * len(row_idx)
+        return np.array([judged[r] for r in row_idx])
+
+    class Gen(_ToyJudge):  # a weak LLM judge: 0.6 for every candidate in both orders
+        def next_token_probs(self, prompts, candidates):
+            out = []
+            for p in prompts:
+                a = p[-1]["content"].split("### Response A\n")[1].split("\n\n### Response B")[0]
+                out.append([0.6, 0.4] if a.startswith("fix") else [0.4, 0.6])
+            return np.array(out)
+
+        def generate(self, prompts, n=1, **kw):
+            return [[f"fix {p[-1]['content']}"] for p in prompts]
+
+    props = correct.propose_batch(Gen(), rows, [[]] * 3, CorrectConfig(eta=0.8), data_judge=data_judge)
+    by_row = props.set_index("row_idx")
+    assert by_row["judge_llm"].to_numpy() == pytest.approx([0.6, 0.6, 0.6])
+    assert by_row.loc[1, "judge_conf"] == pytest.approx(correct.pool_judges(0.6, 0.75))
+    assert bool(by_row.loc[1, "confident"])  # neither judge alone reaches eta, both together do
+    assert by_row.loc[2, "judge_conf"] == pytest.approx(0.6) and not bool(by_row.loc[2, "confident"])
+    assert by_row.loc[3, "judge_conf"] == pytest.approx(0.6) and np.isnan(by_row.loc[3, "judge_dataset"])
+    scores = correct.judge_scores(props)
+    assert set(zip(scores["row_idx"], scores["signal"])) == {
+        (1, "judge_llm"), (2, "judge_llm"), (3, "judge_llm"), (1, "judge_dataset"), (2, "judge_dataset")}
+
+
 # ----------------------------------------------------------------------------------------- with the tiny model
 @pytest.fixture
 def scored(small_workspace, tiny_backend):
@@ -184,3 +299,25 @@ def test_correction_run_resumes_after_cancel(scored, tiny_backend):
     done = ws.done_rows(run.id, correct.PROPOSE)
     assert ws.get_run(run.id).status == "done"
     assert len(done) == len(set(done.tolist())) == run.n_total
+
+
+def test_confident_proposals_never_overwrite_the_original(scored, tiny_backend, monkeypatch):
+    from clear_core import filtering
+
+    ws, score_run = scored
+    ds = ws.get_dataset("small")
+    before = ws.examples(ds.id)[["row_idx", "response", "original"]]
+    # A dataset judge sure of every candidate makes the proposals confident whatever the tiny LLM says.
+    monkeypatch.setattr(correct, "categorical_data_judge", lambda model, emb, pos, o, c: np.full(len(pos), 0.999))
+    thr = filtering.run_thresholds(ws, score_run)
+    run_id = correct.run_correction(ws, "small", CorrectConfig(batch_size=8, max_new_tokens=8), score_run=score_run,
+                                    thresholds=thr, backend=tiny_backend)
+    props = ws.proposals(run_id)
+    assert props["confident"].fillna(False).sum() > 0
+    after = ws.examples(ds.id)[["row_idx", "response", "original"]]
+    assert after.equals(before)
+    assert ws.current_decisions(ds.id).empty  # nothing accepted on its own
+    parts = ws.scores_wide(run_id).set_index("row_idx").loc[props["row_idx"]]
+    pooled = correct.pool_judges(parts["judge_llm"].to_numpy(), parts["judge_dataset"].to_numpy())
+    assert props["judge_conf"].to_numpy() == pytest.approx(pooled)
+    assert ws.get_run(run_id).config["judge"] == correct.JUDGE_METHOD

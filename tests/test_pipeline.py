@@ -33,16 +33,16 @@ def test_run_scores_every_row_once(small_workspace, tiny_backend):
     assert run.status == "done" and run.n_total == 48 and run.n_failed == 0
     wide = ws.scores_wide(run_id)
     assert list(wide["row_idx"]) == list(range(48))
-    for signal in ("likelihood", "reflection", "neighbors", "confidence"):
+    for signal in CONFIG.signals + ("confidence",):
         assert wide[signal].between(0, 1).all(), signal
     status, scores = _status_counts(ws, run_id)
     assert (status.iloc[:, 2] == 1).all() and sorted(status["stage"].unique()) == ["dataset", "rows"]
     assert len(status) == 2 * 48
-    assert (scores["n"] == 1).all() and len(scores) == 4 * 48
+    assert (scores["n"] == 1).all() and len(scores) == (len(CONFIG.signals) + 1) * 48
     # Weights are stored with the run and reproduce the stored confidence.
     from clear_core.signals.combine import confidence
 
-    assert set(run.weights) <= {"likelihood", "reflection", "neighbors"} and sum(run.weights.values()) > 0
+    assert set(run.weights) <= set(CONFIG.signals) and sum(run.weights.values()) > 0
     expect = confidence({s: wide[s].to_numpy() for s in run.weights}, run.weights)
     np.testing.assert_allclose(wide["confidence"], expect, atol=1e-9)
     # Progress: per-batch, monotonic, ends at the total, with a rate and an ETA.
@@ -115,7 +115,7 @@ def test_limit_scores_the_first_rows(small_workspace, tiny_backend):
                                                                            calibrate="none"), backend=tiny_backend)
     wide = small_workspace.scores_wide(run_id)
     assert list(wide["row_idx"]) == list(range(20))
-    assert small_workspace.get_run(run_id).weights == {"likelihood": 1.0, "reflection": 1.0, "neighbors": 1.0}
+    assert small_workspace.get_run(run_id).weights == dict(CONFIG.weights)
 
 
 # ------------------------------------------------------------------------------------------------ Auto-Filter

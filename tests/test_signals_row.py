@@ -27,6 +27,29 @@ def test_likelihood_is_exp_mean_logprob():
     assert np.isnan(values[2])
 
 
+def test_likelihood_min_and_end_values():
+    values, raw = likelihood.score_min([np.log([0.5, 0.125, 0.9]), np.zeros(0)])
+    assert values[0] == pytest.approx(0.125) and raw[0] == pytest.approx(np.log(0.125)) and np.isnan(values[1])
+    values, raw = likelihood.score_end([np.log(0.25), np.nan])
+    assert values[0] == pytest.approx(0.25) and np.isnan(values[1]) and np.isnan(raw[1])
+
+
+def test_likelihood_relative_ranks_against_nearest_prompts():
+    # two clusters of prompts with different typical log-probs; each row is ranked only within its own cluster
+    unit = np.array([[1, 0], [1, 0.01], [1, -0.01], [1, 0.02], [0, 1], [0.01, 1], [-0.01, 1], [0.02, 1]], float)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    raw = np.array([-1.0, -1.1, -1.2, -3.0, -5.0, -5.1, -5.2, -4.0])
+    rel = likelihood.relative(raw, unit, k=3)
+    assert rel[3] == pytest.approx(0.5 / 4) and rel[7] == pytest.approx(3.5 / 4)  # the cluster's lowest / highest
+    assert rel[0] == pytest.approx(3.5 / 4) and rel[4] < rel[7]
+    assert np.all((rel >= 0) & (rel <= 1))
+    # a query made from row 0 (same prompt) with a worse response ranks lowest; row 0 itself is not a neighbour
+    q = likelihood.relative(raw, unit, k=3, query_raw=np.array([-3.5, -0.5]), query_unit=unit[[0, 0]],
+                            source_rows=np.array([0, 0]))
+    assert q[0] == pytest.approx(0.5 / 4) and q[1] == pytest.approx(3.5 / 4)
+    assert np.isnan(likelihood.relative(np.array([np.nan, -1.0, -2.0]), unit[:3], k=2)[0])
+
+
 def test_reflection_expected_letter_score():
     probs = np.array([[[2.0, 0.0, 0.0], [0.0, 0.0, 1.0]],     # A then C -> (1 + 0.5) / 2
                       [[0.1, 0.3, 0.0], [1.0, 1.0, 2.0]]])    # renormalised: 0.25 and (0.25 + 0.25)
@@ -85,7 +108,8 @@ def test_consistency_compute_combines_agreement_and_exact_match():
 
 
 def test_registry_lists_names():
-    assert set(REGISTRY) >= {"likelihood", "reflection", "consistency", "ifd", "neighbors"}
+    assert set(REGISTRY) >= {"likelihood", "likelihood_min", "likelihood_end", "reflection", "consistency", "ifd",
+                             "neighbors"}
     assert get_signal("neighbors").kind == "dataset" and get_signal("ifd").kind == "row"
     assert get_signal("likelihood").load() is likelihood
     assert callable(get_signal("neighbors").load().compute)  # the dataset signal's module, imported on demand
@@ -139,6 +163,14 @@ def test_score_batch_matches_naive_per_row(tiny_backend):
         assert res.raw["ifd"][i] == pytest.approx(ifd.naive_ratio(tiny_backend, row.prompt, row.response), abs=1e-4)
     for name, v in res.values.items():
         assert np.all((v >= 0) & (v <= 1)), name
+    extra = score_batch(tiny_backend, ROWS, preset_config("thorough", k_samples=0, forward_tokens=64,
+                                                          signals=("likelihood_min", "likelihood_end")))
+    assert set(extra.values) == {"likelihood_min", "likelihood_end"}
+    for i, row in enumerate(ROWS):
+        item = prepare_item(tiny_backend, row.prompt, row.response, cfg.max_tokens)
+        lp = likelihood.naive_token_logprobs(tiny_backend, list(item.ids), item.response_start)
+        assert extra.raw["likelihood_min"][i] == pytest.approx(lp[:-1].min(), abs=1e-4)
+        assert extra.raw["likelihood_end"][i] == pytest.approx(lp[-1], abs=1e-4)
     one_batch = score_batch(tiny_backend, ROWS, preset_config("thorough", k_samples=0, forward_tokens=100_000))
     for name in res.values:
         np.testing.assert_allclose(one_batch.values[name], res.values[name], atol=1e-4)

@@ -33,6 +33,10 @@ class Signal:
 REGISTRY: dict[str, Signal] = {s.name: s for s in (
     Signal("likelihood", "row", "likelihood",
            "geometric-mean token probability of the response given the prompt (teacher forced)"),
+    Signal("likelihood_min", "row", "likelihood",
+           "probability of the least likely response token (a single wrong token is not diluted by the mean)"),
+    Signal("likelihood_end", "row", "likelihood",
+           "probability that the response ends where it does (the end-of-turn token after it)"),
     Signal("reflection", "row", "reflection",
            "the model's own verdict on the answer: expected score of A/B/C over BSDetector's two questions"),
     Signal("consistency", "row", "consistency",

@@ -1,8 +1,16 @@
 """likelihood: the geometric-mean probability of the response tokens given the prompt (CLEAR / BSDetector).
 
 value = exp(mean token log-prob), in [0, 1], higher = more trustworthy (the model finds the response likely);
-raw = the mean token log-prob (<= 0). The response tokens include the end-of-turn token, so a response cut off
-mid-sentence is penalised by the model's low probability of ending there.
+raw = the mean token log-prob (<= 0). Whether the end-of-turn token counts is ScoreConfig.likelihood_end_token.
+
+Two more row signals come from the same per-token log-probs (no extra forward):
+* `likelihood_min`: exp(minimum token log-prob) over the response tokens (end-of-turn token excluded); a single
+  unlikely token (one wrong fact in a fluent answer) is a sharp dip that the mean dilutes. raw = the minimum.
+* `likelihood_end`: exp(log-prob of the end-of-turn token after the response); low when the model would not end
+  the answer there (a cut-off response). raw = that log-prob; NaN when the row's response was cut to fit max_tokens.
+`relative` is a neighbour-relative likelihood over a whole dataset (bench/quality.py reports it as `likelihood_rel`;
+it is not a registered signal, the pipeline does not compute it): the row's mean log-prob ranked against the mean
+log-probs of the responses of its k nearest prompts, which removes the task-format effect on the raw likelihood.
 """
 
 from __future__ import annotations
@@ -25,3 +33,44 @@ def naive_token_logprobs(backend, ids: Sequence[int], response_start: int) -> np
         logits = backend.logits(ids[:t])[-1].astype(np.float64)
         out.append(logits[ids[t]] - np.logaddexp.reduce(logits))
     return np.array(out)
+
+
+def score_min(token_logprobs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(values, raw): exp(min token log-prob) and the min itself; a row with no token gets NaN."""
+    raw = np.array([float(np.min(lp)) if len(lp) else np.nan for lp in token_logprobs], dtype=np.float64)
+    return np.exp(raw), raw
+
+
+def score_end(end_logprobs: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(values, raw): exp(end-of-turn token log-prob) and the log-prob; NaN stays NaN (no end token scored)."""
+    raw = np.asarray(end_logprobs, dtype=np.float64)
+    return np.exp(raw), raw
+
+
+def relative(raw_mean: np.ndarray, prompt_unit: np.ndarray, k: int = 10, query_raw: np.ndarray | None = None,
+             query_unit: np.ndarray | None = None, source_rows: np.ndarray | None = None) -> np.ndarray:
+    """`likelihood_rel` in [0, 1], higher = more trustworthy: the share of a row's k nearest prompts (cosine over
+    `prompt_unit`, the row itself excluded) whose responses have a lower mean token log-prob than the row's response
+    (ties count half; (below + 0.5) / (k + 1)). Rows, or neighbours, with NaN raw values are not compared: a row
+    without a raw value gets NaN.
+
+    With query_raw / query_unit / source_rows, scores extra pairs instead (e.g. synthetic corruptions): query i is
+    ranked against the neighbours of its prompt, never counting dataset row source_rows[i].
+    """
+    from .neighbors import _knn
+
+    raw_mean = np.asarray(raw_mean, dtype=np.float64)
+    n = len(raw_mean)
+    if query_raw is None:
+        q_raw, q_unit, excl = raw_mean, prompt_unit, np.arange(n)
+    else:
+        q_raw, q_unit, excl = np.asarray(query_raw, dtype=np.float64), query_unit, np.asarray(source_rows)
+    out = np.full(len(q_raw), np.nan)
+    if n < 2 or not len(q_raw):
+        return out
+    nn = _knn(np.asarray(q_unit, dtype=np.float64), np.asarray(prompt_unit, dtype=np.float64), k, exclude=excl)
+    nb = raw_mean[nn]
+    valid = ~np.isnan(nb)
+    below = ((nb < q_raw[:, None]) & valid).sum(1) + 0.5 * ((nb == q_raw[:, None]) & valid).sum(1)
+    out = (below + 0.5) / (valid.sum(1) + 1.0)
+    return np.where(np.isnan(q_raw), np.nan, out)
