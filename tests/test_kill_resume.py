@@ -93,7 +93,8 @@ def test_sigkill_at_random_points_then_resume(tmp_path, tiny_model_dir, tiny_bac
                               "GROUP BY ALL", [run.id]).df()
         weights = run.weights
     assert (per_stage["n"] == 1).all() and len(per_stage) == 2 * N_ROWS
-    assert (per_signal["n"] == 1).all() and len(per_signal) == 4 * N_ROWS
+    n_signals = len(preset_config("fast").signals) + 1  # + confidence
+    assert (per_signal["n"] == 1).all() and len(per_signal) == n_signals * N_ROWS
     assert (per_emb["n"] == 1).all() and len(per_emb) == 2 * N_ROWS
     pd.testing.assert_frame_equal(got, expected, atol=1e-5, rtol=1e-4)
     assert weights.keys() == expected_weights.keys()
