@@ -1,15 +1,17 @@
 """A real `clear-studio score` process killed with SIGKILL at random moments, restarted each time, ends with the
 same scores as an uninterrupted run, and no row committed twice or lost.
 
-Most of each process's life is importing torch and transformers (3-15 s depending on the machine's load); the
-kill comes a random 0-1.5 s after the run announces itself, i.e. during the rows stage (~3 s for 300 rows), the
-dataset stage, or right after the start.
+Most of each process's life is importing torch and transformers (3-15 s depending on the machine's load). The
+first kill comes once the progress bar shows a random number of rows committed, so it always lands inside the rows
+stage however fast the machine is (about 1 s for 300 rows when idle); the later ones come a random 0-1.5 s after
+the run announces itself: during the rows stage, the dataset stage, or right after the start.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -40,6 +42,22 @@ def _wait_for_start(proc, deadline: float) -> list[str]:
     raise AssertionError("the score process never announced its run:\n" + "".join(lines))
 
 
+def _wait_for_rows(proc, at_least: int, deadline: float) -> None:
+    """Read the progress bar (tqdm redraws with carriage returns) until it shows `at_least` rows done."""
+    chunk = ""
+    while time.time() < deadline:
+        char = proc.stdout.read(1)
+        if not char:
+            return
+        if char not in "\r\n":
+            chunk += char
+            continue
+        found = re.search(r"rows:.*?(\d+)/\d+", chunk)
+        chunk = ""
+        if found and int(found.group(1)) >= at_least:
+            return
+
+
 def test_sigkill_at_random_points_then_resume(tmp_path, tiny_model_dir, tiny_backend):
     from clear_core import pipeline
     from clear_core.config import preset_config
@@ -49,15 +67,18 @@ def test_sigkill_at_random_points_then_resume(tmp_path, tiny_model_dir, tiny_bac
     data = write_rows(tmp_path / "kr.jsonl", n=N_ROWS, seed=7)
     ws_path = tmp_path / "kr.duckdb"
     cmd = [sys.executable, "-m", "clear_core.cli", "score", str(data), "--model", str(tiny_model_dir),
-           "--workspace", str(ws_path), "--batch-size", str(BATCH), "--quiet"]
+           "--workspace", str(ws_path), "--batch-size", str(BATCH)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     rng = random.Random(SEED)
     done_after_kill = []
-    for _ in range(KILLS):
+    for kill in range(KILLS):
         proc = _start(cmd, env)
         try:
             _wait_for_start(proc, time.time() + 60)
-            time.sleep(rng.uniform(0.0, 1.5))
+            if kill == 0:
+                _wait_for_rows(proc, rng.randint(BATCH, N_ROWS - 2 * BATCH), time.time() + 60)
+            else:
+                time.sleep(rng.uniform(0.0, 1.5))
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
