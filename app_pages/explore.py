@@ -65,13 +65,9 @@ def threshold_controls(run_id: int) -> None:
 st.title("Explore")
 ds, run = state.dataset(), state.run()
 if ds is None:
-    st.info("No dataset yet: load one on **Data & Scoring**.")
-    st.page_link("app_pages/data.py", label="Go to Data & Scoring", icon=":material/database:")
-    st.stop()
+    state.stop_with_hint("No dataset yet: load one on **Data & Scoring**.")
 if run is None:
-    st.info(f"“{ds.name}” is not scored yet: start a run on **Data & Scoring**.")
-    st.page_link("app_pages/data.py", label="Go to Data & Scoring", icon=":material/database:")
-    st.stop()
+    state.stop_with_hint(f"“{ds.name}” is not scored yet: start a run on **Data & Scoring**.")
 s.setdefault("eta", 0.8)
 thr = state.thresholds(run.id)
 if thr is None:

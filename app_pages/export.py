@@ -31,9 +31,7 @@ def write(ds, run, path: str, fmt: str, variant: str, thr) -> dict:
 st.title("Export")
 ds, run = state.dataset(), state.run()
 if ds is None:
-    st.info("No dataset yet: load one on **Data & Scoring**.")
-    st.page_link("app_pages/data.py", label="Go to Data & Scoring", icon=":material/database:")
-    st.stop()
+    state.stop_with_hint("No dataset yet: load one on **Data & Scoring**.")
 thr = state.thresholds(run.id) if run is not None and run.status == "done" else None
 ws = state.ws()
 

@@ -139,9 +139,7 @@ def actions(ds_id: int, row, thr: dict, at_start: bool, at_end: bool, undecided_
 st.title("Review")
 ds, run = state.dataset(), state.run()
 if ds is None or run is None:
-    st.info("Nothing to review yet: load and score a dataset on **Data & Scoring**.")
-    st.page_link("app_pages/data.py", label="Go to Data & Scoring", icon=":material/database:")
-    st.stop()
+    state.stop_with_hint("Nothing to review yet: load and score a dataset on **Data & Scoring**.")
 thr = state.thresholds(run.id)
 if thr is None:
     st.info(f"Run #{run.id} is not finished ({run.status}); its rows can be reviewed once it is.")

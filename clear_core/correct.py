@@ -246,29 +246,19 @@ def run_correction(ws, dataset, config: CorrectConfig = CorrectConfig(), score_r
 
 def resume(ws, run_id: int, backend=None, generator=None, progress=None, cancel=None) -> int:
     """Go on with a correction run from where it stopped (or was killed); returns its run id."""
-    from .pipeline import run_batches
-    from .errors import Cancelled
+    from .pipeline import run_batches, tracked_run
 
     run = ws.get_run(run_id)
     if run.kind != "correct":
         raise ClearError(f"run {run_id} is a {run.kind} run, not a correction run")
-    settings = run.config if isinstance(run.config, dict) else json.loads(run.config)
+    settings = run.config
     config = CorrectConfig(**{k: settings[k] for k in json.loads(CorrectConfig().to_json()) if k in settings})
     if run.status == "done":
         return run_id
-    ws.update_run(run_id, status="running", message="")
-    try:
+    with tracked_run(ws, run_id):
         context = _Context.build(ws, run, settings, config, backend, generator)
-
         run_batches(ws, run_id, PROPOSE, run.n_total, context.compute, config.batch_size, progress, cancel,
                     rows=context.targets)
-    except (Cancelled, KeyboardInterrupt):
-        ws.update_run(run_id, status="stopped", message="stopped by the user")
-        raise
-    except Exception as exc:
-        ws.update_run(run_id, status="failed", message=f"{type(exc).__name__}: {exc}")
-        raise
-    ws.update_run(run_id, status="done", message="")
     return run_id
 
 
@@ -315,8 +305,7 @@ class _Context:
             raise ClearError(f"correction run {run.id}: its scoring run {score_run.id} changed since it started")
         if backend is None:
             from .backends import load_backend
-            backend = load_backend(json.loads(score_run.config)["model"] if isinstance(score_run.config, str)
-                                   else score_run.config["model"])
+            backend = load_backend(score_run.config["model"])
         if generator is None and config.generator not in ("default", "", None):
             from .backends import load_backend
             generator = load_backend(config.generator)

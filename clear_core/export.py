@@ -144,8 +144,6 @@ def _annotations(ws, frame, run, thresholds, decision, conf, changed, new_text) 
 
 def _manifest(info, run, file_type, variant, path, counts, thresholds, t_drop) -> dict:
     config = (run.config or {}) if run is not None else {}
-    if isinstance(config, str):
-        config = json.loads(config)
     return {
         "dataset": info.name, "source_path": info.source_path, "input_sha256": info.sha256,
         "output": str(path), "file_type": file_type, "format": info.spec_dict.get("format"), "variant": variant,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -59,16 +60,24 @@ def resume(ws, run_id: int, backend=None, progress: ProgressFn | None = None, ca
     run = ws.get_run(run_id)
     if run.kind != "score":
         raise ClearError(f"run {run_id} is a {run.kind} run; resume it with clear_core.correct.resume")
-    config = ScoreConfig.from_dict(_as_dict(run.config))
+    config = ScoreConfig.from_dict(run.config)
     if run.status == "done" and len(ws.pending_rows(run_id, DATASET)) == 0:
         return run_id
-    ws.update_run(run_id, status="running", message="")
-    try:
+    with tracked_run(ws, run_id):
         if backend is None:
             from .backends import load_backend
             backend = load_backend(config.model)
         _rows_stage(ws, run, config, backend, progress, cancel)
         _dataset_stage(ws, run, config, backend, progress)
+    return run_id
+
+
+@contextmanager
+def tracked_run(ws, run_id: int):
+    """Mark a run running for the block, then done; stopped on Cancelled / Ctrl-C, failed on any other error."""
+    ws.update_run(run_id, status="running", message="")
+    try:
+        yield
     except (Cancelled, KeyboardInterrupt):
         ws.update_run(run_id, status="stopped", message="stopped by the user")
         raise
@@ -76,7 +85,6 @@ def resume(ws, run_id: int, backend=None, progress: ProgressFn | None = None, ca
         ws.update_run(run_id, status="failed", message=f"{type(exc).__name__}: {exc}")
         raise
     ws.update_run(run_id, status="done", message="")
-    return run_id
 
 
 def run_batches(ws, run_id: int, stage: str, total: int, compute: Callable, batch_size: int,
@@ -255,7 +263,3 @@ def _embeddings(ws, run_id: int, rows: np.ndarray):
         pos = {int(r): i for i, r in enumerate(idx)}
         out.append(np.asarray(matrix, dtype=np.float32)[[pos[int(r)] for r in rows]])
     return out[0], out[1]
-
-
-def _as_dict(config) -> dict:
-    return json.loads(config) if isinstance(config, str) else dict(config)

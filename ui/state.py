@@ -118,13 +118,15 @@ def sidebar() -> None:
 
 
 def _preset(run) -> str:
-    import json
+    cfg = run.config or {}
+    return f"{cfg.get('preset', '?')} · {cfg.get('model', '?')}"
 
-    try:
-        cfg = json.loads(run.config) if isinstance(run.config, str) else dict(run.config)
-        return f"{cfg.get('preset', '?')} · {cfg.get('model', '?')}"
-    except (TypeError, ValueError):
-        return "?"
+
+def stop_with_hint(message: str) -> None:
+    """End the page with a message and a link to the page where the missing step is done."""
+    st.info(message)
+    st.page_link("app_pages/data.py", label="Go to Data & Scoring", icon=":material/database:")
+    st.stop()
 
 
 def dataset():

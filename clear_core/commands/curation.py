@@ -12,26 +12,13 @@ def register(subparsers, default_workspace: str) -> None:
     ws_help = f"workspace file (default: {default_workspace})"
 
     p = subparsers.add_parser("correct", help="propose and judge fixes for the rows below the keep threshold")
-    p.add_argument("dataset", metavar="NAME")
-    p.add_argument("--eta", type=float, default=0.8, help="judge confidence a proposal needs to be confident")
-    p.add_argument("--generator", default="default", help="default (the scoring model + in-context examples) or a "
-                   "fine-tuned model dir whose answers are judged too")
-    p.add_argument("--run", type=int, default=None, help="the scoring run (default: the latest finished one)")
+    _correction_args(p, default_workspace, ws_help)
     p.add_argument("--batch-size", type=int, default=None)
-    _threshold_args(p)
-    p.add_argument("--workspace", default=default_workspace, help=ws_help)
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=correct)
 
     p = subparsers.add_parser("curate", help="filter + correct + accept confident fixes, drop the drop band")
-    p.add_argument("dataset", metavar="NAME")
+    _correction_args(p, default_workspace, ws_help)
     p.add_argument("--auto", action="store_true", required=True, help="decide automatically as reviewer 'auto'")
-    p.add_argument("--eta", type=float, default=0.8)
-    p.add_argument("--generator", default="default")
-    p.add_argument("--run", type=int, default=None, help="the scoring run (default: the latest finished one)")
-    _threshold_args(p)
-    p.add_argument("--workspace", default=default_workspace, help=ws_help)
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=curate)
 
     p = subparsers.add_parser("runs", help="list the runs of a dataset")
@@ -58,6 +45,18 @@ def register(subparsers, default_workspace: str) -> None:
     _threshold_args(p)
     p.add_argument("--workspace", default=default_workspace, help=ws_help)
     p.set_defaults(func=finetune)
+
+
+def _correction_args(p, default_workspace: str, ws_help: str) -> None:
+    """The arguments `correct` and `curate` share: dataset, judge, generator, scoring run, thresholds, workspace."""
+    p.add_argument("dataset", metavar="NAME")
+    p.add_argument("--eta", type=float, default=0.8, help="judge confidence a proposal needs to be confident")
+    p.add_argument("--generator", default="default", help="default (the scoring model + in-context examples) or a "
+                   "fine-tuned model dir whose answers are judged too")
+    p.add_argument("--run", type=int, default=None, help="the scoring run (default: the latest finished one)")
+    _threshold_args(p)
+    p.add_argument("--workspace", default=default_workspace, help=ws_help)
+    p.add_argument("--quiet", action="store_true")
 
 
 def _threshold_args(p) -> None:

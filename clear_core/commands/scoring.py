@@ -72,7 +72,7 @@ def find_unfinished(ws, dataset_id: int, config):
     run = ws.latest_run(dataset_id, kind="score")
     if run is None or run.status == "done":
         return None
-    stored = run.config if isinstance(run.config, dict) else json.loads(run.config)
+    stored = run.config
     return run if stored == json.loads(config.to_json()) else None
 
 
