@@ -121,6 +121,8 @@ def finetune(model, rows: Sequence[tuple[Sequence[dict], str]], out_dir: str | P
                       task_type="CAUSAL_LM")
     peft_model = get_peft_model(base, lora)
     dev = next(base.parameters()).device
+    # bf16 autocast on a GPU, and on the CPU when the base was loaded in bf16 (CPUs with native bf16 matmuls)
+    autocast = dev.type == "cuda" or next(base.parameters()).dtype == torch.bfloat16
     params = [p for p in peft_model.parameters() if p.requires_grad]
     for p in params:  # adapters train in fp32 even over a half-precision base
         p.data = p.data.float()
@@ -135,7 +137,7 @@ def finetune(model, rows: Sequence[tuple[Sequence[dict], str]], out_dir: str | P
         perm = np.random.default_rng(config.seed + epoch).permutation(len(encoded))
         for s in range(0, len(perm), config.batch_size):
             ids, mask, labels = (t.to(dev) for t in collate([encoded[i] for i in perm[s:s + config.batch_size]], pad_id))
-            with torch.autocast(device_type=dev.type, enabled=dev.type == "cuda", dtype=torch.bfloat16):
+            with torch.autocast(device_type=dev.type, enabled=autocast, dtype=torch.bfloat16):
                 loss = response_loss(peft_model, ids, mask, labels)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)

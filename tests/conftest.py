@@ -5,6 +5,9 @@
 * `tiny_backend` (session): that model loaded once (CPU, fp32).
   Both set torch to one thread: on a small shared CPU box, OpenMP threads spin-waiting for cores that other
   processes hold made the tiny model's forwards ~70x slower than one thread (measured 7 s vs 0.1 s a batch).
+* The whole session (and every subprocess it starts) scores in fp32 on the CPU: CLEAR_STUDIO_CPU_DTYPE=float32
+  overrides the bf16 that `dtype="auto"` picks on CPUs with native bf16, so the comparisons with one-row-at-a-time
+  references hold to fp32 tolerances.
 * `write_rows(path, n, seed)`: writes a small Alpaca JSONL of short rows: mostly sentiment questions with one of
   three labels (the categorical path of the neighbors signal), some free-text ones.
 * `small_workspace`: a fresh workspace file in tmp_path with 48 such rows ingested as dataset "small".
@@ -15,6 +18,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -22,6 +26,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data" / "demo.jsonl"
+os.environ["CLEAR_STUDIO_CPU_DTYPE"] = "float32"
 
 _WORDS = {"positive": ["profit rose", "sales grew", "record earnings", "strong demand"],
           "negative": ["loss widened", "sales fell", "plant closed", "weak demand"],

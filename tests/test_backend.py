@@ -198,3 +198,34 @@ def test_loading_refuses_dirs_without_safetensors(tmp_path):
         load_backend(str(tmp_path / "missing" / "dir"), device="cpu")
     with pytest.raises(ClearError, match="does not exist"):
         load_backend(str(tmp_path / "missing.gguf"), device="cpu")
+
+
+def test_auto_dtype_bf16_on_native_bf16_cpus_fp32_elsewhere(monkeypatch):
+    import torch
+
+    from clear_core.backends import hf
+
+    monkeypatch.delenv(hf.CPU_DTYPE_ENV, raising=False)
+    monkeypatch.setattr(hf, "native_bf16_cpu", lambda: True)
+    assert hf.resolve_dtype("auto", "cpu") is torch.bfloat16
+    monkeypatch.setattr(hf, "native_bf16_cpu", lambda: False)
+    assert hf.resolve_dtype("auto", "cpu") is torch.float32
+    assert hf.resolve_dtype("auto", "cuda") is torch.bfloat16
+    monkeypatch.setenv(hf.CPU_DTYPE_ENV, "float32")
+    monkeypatch.setattr(hf, "native_bf16_cpu", lambda: True)
+    assert hf.resolve_dtype("auto", "cpu") is torch.float32  # the override wins
+    assert hf.resolve_dtype("bf16", "cpu") is torch.bfloat16  # an explicit dtype is kept
+    with pytest.raises(ClearError, match="unknown dtype"):
+        hf.resolve_dtype("int3", "cpu")
+
+
+def test_bf16_backend_scores_close_to_fp32(tiny_model_dir):
+    """The same rows through a bf16 and an fp32 load of the tiny model: log-probs agree within a few per cent (bf16 keeps ~3 significant digits per layer)."""
+    from clear_core.backends import load_backend
+
+    prompts = [[{"role": "user", "content": "Name a colour."}], [{"role": "user", "content": "2 + 2?"}]]
+    responses = ["Red.", "It is 4."]
+    lp32 = load_backend(str(tiny_model_dir), device="cpu", dtype="float32").token_logprobs(prompts, responses)
+    lp16 = load_backend(str(tiny_model_dir), device="cpu", dtype="bfloat16").token_logprobs(prompts, responses)
+    for a, b in zip(lp32, lp16):
+        assert a.shape == b.shape and np.allclose(a, b, rtol=0.05, atol=0.05)

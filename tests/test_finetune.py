@@ -79,3 +79,16 @@ def test_max_rows_samples_rows(tiny_backend, tmp_path):
     cfg = ft.FinetuneConfig(r=4, alpha=8, epochs=1, batch_size=2, max_rows=4)
     result = ft.finetune(tiny_backend, ROWS, tmp_path / "t2", cfg)
     assert result.n_rows == 4 and result.steps == 2
+
+
+def test_finetune_over_a_bf16_base_on_the_cpu(tiny_model_dir, tmp_path):
+    """A bf16 base (what dtype auto loads on CPUs with native bf16) trains under CPU autocast: loss falls, the
+    adapters stay fp32 and the merged model loads."""
+    from clear_core.backends import load_backend
+
+    base = load_backend(str(tiny_model_dir), device="cpu", dtype="bfloat16")
+    cfg = ft.FinetuneConfig(r=8, alpha=16, lr=1e-2, epochs=10, batch_size=6, dropout=0.0, seed=0)
+    result = ft.finetune(base, ROWS, tmp_path / "tuned16", cfg)
+    assert np.isfinite(result.losses).all()
+    assert np.mean(result.losses[-2:]) < 0.7 * np.mean(result.losses[:2])
+    assert load_backend(str(tmp_path / "tuned16"), device="cpu").n_params == base.n_params

@@ -32,14 +32,31 @@ def resolve_device(device: str = "auto") -> str:
     return "cpu"
 
 
+CPU_DTYPE_ENV = "CLEAR_STUDIO_CPU_DTYPE"
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU runs bf16 matmuls natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    import torch
+
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    try:
+        return any(p() for p in probes if p is not None)
+    except Exception:  # noqa: BLE001 - a probe that fails means "not known to be native"
+        return False
+
+
 def resolve_dtype(dtype: str, device: str):
-    """'auto' -> bf16 on a GPU, fp32 on CPU (CPU bf16 matmuls are slower than fp32 on most machines)."""
+    """'auto' -> bf16 on a GPU; on the CPU bf16 where it is native (measured 2.3x the fp32 matmul FLOP/s on an
+    AVX512-BF16 EPYC), fp32 elsewhere. The environment variable CLEAR_STUDIO_CPU_DTYPE overrides the CPU choice."""
     import torch
 
     names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
              "float16": torch.float16, "fp16": torch.float16}
-    if dtype == "auto":
-        return torch.float32 if device == "cpu" else torch.bfloat16
+    if dtype == "auto" and device == "cpu":
+        dtype = os.environ.get(CPU_DTYPE_ENV) or ("bfloat16" if native_bf16_cpu() else "float32")
+    elif dtype == "auto":
+        return torch.bfloat16
     if dtype not in names:
         raise ClearError(f"unknown dtype '{dtype}'; valid: auto, {', '.join(names)}")
     return names[dtype]
