@@ -35,17 +35,20 @@ MEASURED = ("likelihood", "likelihood_min", "likelihood_end", "reflection")
 
 
 def scoring_config(config):
-    """The config the rows are scored with: the preset's signals plus MEASURED (weights play no part in scoring)."""
+    """The config the rows are scored with: the preset's row signals plus MEASURED (weights play no part in
+    scoring; the dataset signals are computed afterwards from the cached embeddings)."""
     import dataclasses
 
-    signals = tuple(sorted(set(config.signals) | set(MEASURED)))
+    from clear_core.signals import ROW_SIGNALS
+
+    signals = tuple(sorted((set(config.signals) | set(MEASURED)) & set(ROW_SIGNALS)))
     return dataclasses.replace(config, signals=signals, weights={}, preset="measure")
 
 
-def _key(data_name: str, rows: list[dict], config) -> str:
+def _key(data_name: str, rows: list[dict], config, dtype: str) -> str:
     text = json.dumps([[r["prompt"], r["response"]] for r in rows], ensure_ascii=False)
-    digest = hashlib.sha256((text + scoring_config(config).to_json()).encode()).hexdigest()[:12]
-    return f"{data_name.replace('/', '_').replace(':', '_')}-{config.model}-{config.preset}-{len(rows)}-{digest}"
+    digest = hashlib.sha256((text + scoring_config(config).to_json() + dtype).encode()).hexdigest()[:12]
+    return f"{data_name.replace('/', '_').replace(':', '_')}-{config.model}-{dtype}-{len(rows)}-{digest}"
 
 
 def score_cached(backend, rows: list[dict], config, cache: Path, label: str) -> dict[str, np.ndarray]:
@@ -74,15 +77,16 @@ def score_cached(backend, rows: list[dict], config, cache: Path, label: str) -> 
 
 def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: int) -> list[tuple[str, dict]]:
     from clear_core import calibrate
-    from clear_core.signals import combine, likelihood, neighbors
+    from clear_core.signals import combine, form, likelihood, neighbors
 
     rows = data.rows
-    key = _key(name, rows, config)
+    key = _key(name, rows, config, backend.dtype)
     scored = score_cached(backend, rows, config, cache_root / key / "rows", name)
     values = {k[2:]: scored[k] for k in scored if k.startswith("v_")}
     responses = [r["response"] for r in rows]
     nb_model, nb = neighbors.fit(scored["prompt_emb"], scored["response_emb"], responses)
     values["neighbors"] = nb.values
+    form_model, values["form"], _ = form.fit(scored["prompt_emb"], [r["prompt"] for r in rows], responses)
     values["likelihood_rel"] = likelihood.relative(scored["r_likelihood"], nb_model.prompt_unit)
     fixed = {k: float(w) for k, w in config.weights.items() if k in values}
 
@@ -93,6 +97,8 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
         res["neighbors"] = neighbors.score_queries(nb_model, out["prompt_emb"], out["response_emb"],
                                                    [r["response"] for r in bad_rows],
                                                    [r["source_row"] for r in bad_rows])
+        res["form"] = form.score_queries(form_model, out["prompt_emb"], [r["prompt"] for r in bad_rows],
+                                         [r["response"] for r in bad_rows], [r["source_row"] for r in bad_rows])
         q_unit = neighbors._unit(out["prompt_emb"], nb_model.prompt_mean)
         res["likelihood_rel"] = likelihood.relative(scored["r_likelihood"], nb_model.prompt_unit,
                                                     query_raw=out["r_likelihood"], query_unit=q_unit,
@@ -153,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides["embed_layers"] = tuple(int(x) for x in args.embed_layers.split(","))
     config = preset_config(args.preset, **overrides)
     backend = load_backend(args.model)
-    print(f"model {backend.name} ({backend.n_params / 1e6:.0f}M params, {backend.device}); preset {args.preset}; "
+    print(f"model {backend.name} ({backend.n_params / 1e6:.0f}M params, {backend.device}, {backend.dtype}); preset {args.preset}; "
           f"embed_layers {config.embed_layers}", flush=True)
     for name in args.datasets.split(","):
         data = datasets.load(name.strip(), args.benchmarks, args.sample_dir, args.limit)

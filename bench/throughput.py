@@ -1,8 +1,10 @@
 """Throughput of the fused scoring path, as ratios measured in one run (prints figures; not a test).
 
     .venv/bin/python -m bench.throughput [--rows 96] [--naive-rows 12] [--subset 6] [--threads N]
+        [--dtypes float32,bfloat16]
 
-1. peak: the machine's fp32 matmul FLOP/s (torch.mm on large square matrices, best of a few);
+For each dtype (the model loaded in it; `auto` picks bf16 on CPUs with native bf16, fp32 elsewhere):
+1. peak: the machine's matmul FLOP/s in that dtype (torch.mm on large square matrices, best of a few), and fp32's;
 2. the `fast` preset's tokens/s on sample_data/demo.jsonl through scoring.score_batch (the row signals and
    embeddings; the dataset-level neighbors step is not included), and its utilisation
    tokens/s x 2 x n_params / peak, next to the utilisation of the matmul FLOPs actually performed;
@@ -41,14 +43,15 @@ def load_rows(path: Path, n: int) -> list[tuple[int, list[dict], str]]:
     return rows
 
 
-def matmul_peak(n: int = 2048, repeats: int = 5) -> tuple[float, float]:
-    """Best-of-`repeats` FLOP/s of an fp32 n x n matmul: (per wall second, per CPU second of this process).
+def matmul_peak(n: int = 2048, repeats: int = 5, dtype: str = "float32") -> tuple[float, float]:
+    """Best-of-`repeats` FLOP/s of an n x n matmul in `dtype`: (per wall second, per CPU second of this process).
 
     The CPU-second figure is the one to trust on a shared machine: it counts only the time this process was given.
     """
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    dt = getattr(torch, dtype)
+    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
     torch.mm(a, b)
     wall = cpu = float("inf")
     for _ in range(repeats):
@@ -94,6 +97,41 @@ def naive_row(backend, prompt, response) -> tuple[float, float]:
     return float(np.exp(lp.mean())), float(np.mean(scores))
 
 
+def measure_dtype(backend, rows, args, fp32_peak) -> None:
+    """Peak in the backend's dtype, the fast preset's tokens/s and utilisation, and the naive loop, one dtype."""
+    from clear_core.config import preset_config
+
+    n_params = backend.n_params
+    peak, peak_cpu = matmul_peak(dtype=backend.dtype)
+    print(f"\n[{backend.dtype}] model {backend.name}: {n_params / 1e6:.1f}M params, {backend.device}; {backend.dtype} "
+          f"matmul peak {peak / 1e9:.1f} GFLOP/s wall, {peak_cpu / 1e9:.1f} per CPU second")
+    fast = preset_config("fast", batch_size=args.rows_per_call)
+    run_preset(backend, rows[:8], fast)  # warm-up (allocator, oneDNN kernels)
+    res = run_preset(backend, rows, fast, repeats=2)
+    again = matmul_peak(dtype=backend.dtype)  # re-measured after: the best seen bounds the machine
+    peak, peak_cpu = max(peak, again[0]), max(peak_cpu, again[1])
+    nominal = 2 * n_params
+    print(f"fast ({args.rows_per_call} rows per score_batch call): {res['rows_s']:.2f} rows/s, {res['tok_s']:.0f} tokens/s "
+          f"({res['tokens'] / len(rows):.0f} tokens/row incl. the two reflection suffixes; "
+          f"{res['tok_cpu_s'] / args.threads:.0f} tokens per CPU second per thread)")
+    print(f"  utilisation tokens/s x 2 x n_params / {backend.dtype} peak: wall {res['tok_s'] * nominal / peak:.2f}, "
+          f"CPU-time {res['tok_cpu_s'] * nominal / peak_cpu:.2f}   (target >= 0.60)")
+    print(f"  the same over the fp32 peak:                          wall {res['tok_s'] * nominal / fp32_peak[0]:.2f}, "
+          f"CPU-time {res['tok_cpu_s'] * nominal / fp32_peak[1]:.2f}")
+    print(f"  utilisation of the matmul FLOPs performed:     wall {res['flops'] / res['s'] / peak:.2f}, "
+          f"CPU-time {res['flops'] / res['cpu'] / peak_cpu:.2f}   "
+          f"({res['flops'] / res['tokens'] / 1e6:.0f} MFLOP/token performed vs 2 x n_params = {nominal / 1e6:.0f})")
+
+    t, c = time.perf_counter(), time.process_time()
+    for _, prompt, response in rows[:args.naive_rows]:
+        naive_row(backend, prompt, response)
+    naive_wall, naive_cpu = args.naive_rows / (time.perf_counter() - t), args.naive_rows / (time.process_time() - c)
+    fast_cpu = len(rows) / res["cpu"]
+    print(f"naive (one row at a time, generated + parsed letters, same dtype): {naive_wall:.3f} rows/s; fast is "
+          f"{res['rows_s'] / naive_wall:.1f}x faster per wall second, {fast_cpu / naive_cpu:.1f}x per CPU second "
+          f"(target >= 10x)")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=48)
@@ -104,6 +142,7 @@ def main(argv=None) -> None:
     ap.add_argument("--lever-rows", type=int, default=24)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--model", default="default")
+    ap.add_argument("--dtypes", default="float32,bfloat16", help="comma list of model dtypes to measure (or auto)")
     args = ap.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # figures appear as they are measured, also when piped
 
@@ -114,57 +153,36 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(args.threads)
     rows = load_rows(DEMO, args.rows)
-    backend = load_backend(args.model)
-    n_params = backend.n_params
-    print(f"model {backend.name}: {n_params / 1e6:.1f}M params, {backend.device}, torch threads {args.threads}; "
-          f"{len(rows)} rows of {DEMO.name}")
-    peak, peak_cpu = matmul_peak()
-    print(f"fp32 matmul peak (2048^3, best of 5): {peak / 1e9:.1f} GFLOP/s per wall second, "
-          f"{peak_cpu / 1e9:.1f} GFLOP/s per CPU second of this process")
+    fp32_peak = matmul_peak()
+    print(f"fp32 matmul peak (2048^3, best of 5): {fp32_peak[0] / 1e9:.1f} GFLOP/s per wall second, "
+          f"{fp32_peak[1] / 1e9:.1f} GFLOP/s per CPU second of this process; {len(rows)} rows of {DEMO.name}, "
+          f"torch threads {args.threads}")
+    for dtype in args.dtypes.split(","):
+        backend = load_backend(args.model, dtype=dtype.strip())
+        measure_dtype(backend, rows, args, fp32_peak)
 
-    fast = preset_config("fast", batch_size=args.rows_per_call)
-    run_preset(backend, rows[:8], fast)  # warm-up (allocator, oneDNN kernels)
-    res = run_preset(backend, rows, fast, repeats=2)
-    again = matmul_peak()  # re-measured after: the best seen bounds the machine
-    peak, peak_cpu = max(peak, again[0]), max(peak_cpu, again[1])
-    nominal = 2 * n_params
-    print(f"fast ({args.rows_per_call} rows per score_batch call): {res['rows_s']:.2f} rows/s, {res['tok_s']:.0f} tokens/s "
-          f"({res['tokens'] / len(rows):.0f} tokens/row incl. the two reflection suffixes; "
-          f"{res['tok_cpu_s'] / args.threads:.0f} tokens per CPU second per thread)")
-    print(f"  utilisation tokens/s x 2 x n_params / peak:   wall {res['tok_s'] * nominal / peak:.2f}, "
-          f"CPU-time {res['tok_cpu_s'] * nominal / peak_cpu:.2f}   (target >= 0.60)")
-    print(f"  utilisation of the matmul FLOPs performed:     wall {res['flops'] / res['s'] / peak:.2f}, "
-          f"CPU-time {res['flops'] / res['cpu'] / peak_cpu:.2f}   "
-          f"({res['flops'] / res['tokens'] / 1e6:.0f} MFLOP/token performed vs 2 x n_params = {nominal / 1e6:.0f})")
-
-    t, c = time.perf_counter(), time.process_time()
-    for _, prompt, response in rows[:args.naive_rows]:
-        naive_row(backend, prompt, response)
-    naive_wall, naive_cpu = args.naive_rows / (time.perf_counter() - t), args.naive_rows / (time.process_time() - c)
-    fast_cpu = len(rows) / res["cpu"]
-    print(f"naive (one row at a time, generated + parsed letters): {naive_wall:.3f} rows/s; fast is "
-          f"{res['rows_s'] / naive_wall:.1f}x faster per wall second, {fast_cpu / naive_cpu:.1f}x per CPU second "
-          f"(target >= 10x)")
-
-    sub = rows[:args.subset]
-    for name in ("balanced", "thorough"):
+    sub = rows[:args.subset]  # the last dtype's backend
+    print()
+    for name in ("balanced", "thorough") if sub else ():
         r = run_preset(backend, sub, preset_config(name, batch_size=args.rows_per_call))
-        print(f"{name}: {r['rows_s']:.3f} rows/s on {len(sub)} rows (k = {preset_config(name).k_samples} samples/row)")
+        print(f"[{backend.dtype}] {name}: {r['rows_s']:.3f} rows/s on {len(sub)} rows (k = {preset_config(name).k_samples} samples/row)")
 
     if not args.levers:
         return
     lever_rows = rows[:args.lever_rows]
-    print(f"levers (fast preset, {len(lever_rows)} rows):")
+    print(f"levers (fast preset, {backend.dtype}, {len(lever_rows)} rows):")
     for threads, budget, batch in ((args.threads, 4096, 16), (args.threads, 4096, len(lever_rows)),
                                    (args.threads, 1024, len(lever_rows)), (1, 4096, len(lever_rows))):
         torch.set_num_threads(threads)
         cfg = preset_config("fast", forward_tokens=budget, batch_size=batch)
         r = run_preset(backend, lever_rows, cfg)
-        p_wall, p_cpu = matmul_peak()  # the peak at this thread count, measured right after
+        p_wall, p_cpu = matmul_peak(dtype=backend.dtype)  # the peak at this thread count, measured right after
         print(f"  threads {threads}, forward_tokens {budget:5d}, rows/call {batch:3d}: {r['tok_s']:6.0f} tokens/s, "
-              f"util wall {r['tok_s'] * 2 * n_params / p_wall:.2f} / CPU-time {r['tok_cpu_s'] * 2 * n_params / p_cpu:.2f} "
+              f"util wall {r['tok_s'] * 2 * backend.n_params / p_wall:.2f} / "
+              f"CPU-time {r['tok_cpu_s'] * 2 * backend.n_params / p_cpu:.2f} "
               f"(peak {p_wall / 1e9:.0f} GFLOP/s), {r['flops'] / r['tokens'] / 1e6:.0f} MFLOP/token")
     torch.set_num_threads(args.threads)
+
 
 if __name__ == "__main__":
     main()

@@ -3,8 +3,8 @@
 Two sources of labels:
 * reviewers' decisions: rows kept are good, rows dropped, edited or given an accepted proposal are bad;
 * none at all: synthetic bad pairs made from the dataset itself (a response swapped in from another row with a
-  different answer, which on a categorical dataset is exactly a label flip; a response cut short), scored with the
-  same signals as the originals they were made from.
+  different answer, which on a categorical dataset is exactly a label flip; a response cut short; a response that
+  only repeats a piece of its prompt), scored with the same signals as the originals they were made from.
 
 Either way a logistic regression on the component signals separates good from bad; its coefficients, negatives
 removed by refitting without them, normalised to sum 1, are the weights. Weights are plain dicts stored with a run.
@@ -135,7 +135,9 @@ def make_corruptions(rows: Sequence[Any], n: int = 200, seed: int = 0, min_words
 
     Each sampled row gets its response swapped for another row's response with a different normalised text
     ("swap"); sampled rows whose response has at least `min_words_truncate` words also yield the response cut to
-    its first 20-50 % of words ("truncate").
+    its first 20-50 % of words ("truncate"); and every sampled row yields a run of words of its own prompt (its
+    last user turn), as many words as its response has, as the response ("echo"; none when that run is the
+    response itself).
     """
     rng = np.random.default_rng(seed)
     responses = [str(_field(r, "response")) for r in rows]
@@ -154,7 +156,25 @@ def make_corruptions(rows: Sequence[Any], n: int = 200, seed: int = 0, min_words
         if len(words) >= min_words_truncate:
             keep = max(1, int(len(words) * rng.uniform(0.2, 0.5)))
             out.append({"prompt": prompt, "response": " ".join(words[:keep]), "source_row": int(i), "kind": "truncate"})
+        echo = _echo(prompt, max(1, len(words)), rng)
+        if echo and _norm(echo) != norm[i]:
+            out.append({"prompt": prompt, "response": echo, "source_row": int(i), "kind": "echo"})
     return out
+
+
+def _echo(prompt: Any, n_words: int, rng: np.random.Generator) -> str:
+    """A random run of `n_words` words (fewer if the text is shorter) of the prompt's last user turn."""
+    if isinstance(prompt, str):
+        text = prompt
+    else:
+        users = [str(m.get("content", "")) for m in prompt if m.get("role") == "user"]
+        text = users[-1] if users else ""
+    words = text.split()
+    if not words:
+        return ""
+    n = min(n_words, len(words))
+    start = int(rng.integers(len(words) - n + 1))
+    return " ".join(words[start:start + n])
 
 
 def label_free(rows: Sequence[Any], values: Mapping[str, np.ndarray],
@@ -182,5 +202,5 @@ def label_free(rows: Sequence[Any], values: Mapping[str, np.ndarray],
         merged[name] = np.concatenate([orig, syn])
     good = np.r_[np.ones(len(originals), bool), np.zeros(len(bad_rows), bool)]
     cal = fit_weights(merged, good, min_each)
-    kinds = {k: sum(r["kind"] == k for r in bad_rows) for k in ("swap", "truncate")}
+    kinds = {k: sum(r["kind"] == k for r in bad_rows) for k in ("swap", "truncate", "echo")}
     return dataclasses.replace(cal, method="synthetic", kinds=kinds)

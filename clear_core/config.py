@@ -21,7 +21,7 @@ class ScoreConfig:
 
     preset: str = "fast"
     model: str = DEFAULT_MODEL  # "default", "tiny" (random test model), a local dir, a .gguf file or a HF id
-    signals: tuple[str, ...] = ("likelihood", "likelihood_min", "likelihood_end", "reflection", "neighbors")
+    signals: tuple[str, ...] = ("likelihood", "likelihood_min", "likelihood_end", "reflection", "neighbors", "form")
     weights: Mapping[str, float] = field(default_factory=lambda: {"likelihood": 1.0, "likelihood_min": 1.0,
                                                                   "likelihood_end": 1.0, "reflection": 1.0,
                                                                   "neighbors": 1.0})
@@ -59,13 +59,15 @@ class ScoreConfig:
 # Presets (DESIGN.md): `fast` needs no sampling (likelihood_min and likelihood_end come from the same forward); `thorough` uses BSDetector's weights (beta = 0.7 on consistency,
 # 0.3 on reflection) next to the likelihood and the dataset-consistency signal.
 PRESETS: dict[str, dict[str, Any]] = {
-    "fast": dict(signals=("likelihood", "likelihood_min", "likelihood_end", "reflection", "neighbors"),
+    "fast": dict(signals=("likelihood", "likelihood_min", "likelihood_end", "reflection", "neighbors", "form"),
                  weights={"likelihood": 1.0, "likelihood_min": 1.0, "likelihood_end": 1.0, "reflection": 1.0,
-                          "neighbors": 1.0}, k_samples=0),
-    "balanced": dict(signals=("likelihood", "reflection", "consistency", "neighbors"),
-                     weights={"likelihood": 1.0, "reflection": 0.5, "consistency": 1.0, "neighbors": 1.0}, k_samples=3),
-    "thorough": dict(signals=("likelihood", "reflection", "consistency", "ifd", "neighbors"),
-                     weights={"likelihood": 1.0, "reflection": 0.3, "consistency": 0.7, "neighbors": 1.0}, k_samples=5),
+                          "neighbors": 1.0, "form": 1.0}, k_samples=0),
+    "balanced": dict(signals=("likelihood", "reflection", "consistency", "neighbors", "form"),
+                     weights={"likelihood": 1.0, "reflection": 0.5, "consistency": 1.0, "neighbors": 1.0, "form": 1.0},
+                     k_samples=3),
+    "thorough": dict(signals=("likelihood", "reflection", "consistency", "ifd", "neighbors", "form"),
+                     weights={"likelihood": 1.0, "reflection": 0.3, "consistency": 0.7, "neighbors": 1.0, "form": 1.0},
+                     k_samples=5),
 }
 
 

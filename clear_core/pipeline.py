@@ -3,7 +3,7 @@
 A scoring run has two stages. `rows`: the pending rows go through `scoring.score_batch` in batches, and each
 batch's values, raw values, embeddings and per-row errors are committed with `ws.commit_batch` in ONE
 transaction, so `row_status` always says exactly which rows are done. `dataset`: once every row is done, the
-dataset-level `neighbors` signal, the label-free calibration of the weights and `confidence` (in [0, 1], higher =
+dataset-level signals (`neighbors`, `form`), the label-free calibration of the weights and `confidence` (in [0, 1], higher =
 more trustworthy) are computed over all rows and committed in one transaction. A run killed at any moment (even
 SIGKILL) starts again from `row_status`: no row is computed twice, none is lost.
 
@@ -187,7 +187,7 @@ def _load_rows(ws, dataset_id: int, row_idx) -> list[dict]:
 
 
 def _dataset_stage(ws, run, config: ScoreConfig, backend, progress) -> None:
-    """neighbors + calibrated weights + confidence over all rows, committed in one transaction."""
+    """neighbors + form + calibrated weights + confidence over all rows, committed in one transaction."""
     if len(ws.pending_rows(run.id, DATASET)) == 0:
         return
     _report(progress, run.id, DATASET, 0, 1, 0, time.perf_counter())
@@ -200,17 +200,25 @@ def _dataset_stage(ws, run, config: ScoreConfig, backend, progress) -> None:
         return
     values = {s: wide[s].to_numpy(dtype=float) for s in wide.columns if s not in ("row_idx", "confidence")}
     records = _load_rows(ws, run.dataset_id, rows)
-    frames, nb_model = [], None
-    if "neighbors" in config.signals and len(rows) > 1:
-        from .signals import neighbors
+    frames, fitted = [], {}
+    from .signals import DATASET_SIGNALS
+
+    dataset_signals = [s for s in DATASET_SIGNALS if s in config.signals]
+    if dataset_signals and len(rows) > 1:
         prompt_emb, response_emb = _embeddings(ws, run.id, rows)
-        nb_model, nb = neighbors.fit(prompt_emb, response_emb, [r["response"] for r in records])
-        values["neighbors"] = np.asarray(nb.values, dtype=float)
-        frames.append(pd.DataFrame({"row_idx": rows, "signal": "neighbors", "value": values["neighbors"],
-                                    "raw": np.asarray(nb.raw, dtype=float)}))
+        responses = [r["response"] for r in records]
+        if "neighbors" in dataset_signals:
+            from .signals import neighbors
+            fitted["neighbors"], nb = neighbors.fit(prompt_emb, response_emb, responses)
+            values["neighbors"], raw = np.asarray(nb.values, dtype=float), np.asarray(nb.raw, dtype=float)
+            frames.append(pd.DataFrame({"row_idx": rows, "signal": "neighbors", "value": values["neighbors"], "raw": raw}))
+        if "form" in dataset_signals:
+            from .signals import form
+            fitted["form"], values["form"], raw = form.fit(prompt_emb, [r["prompt"] for r in records], responses)
+            frames.append(pd.DataFrame({"row_idx": rows, "signal": "form", "value": values["form"], "raw": raw}))
     weights = {k: float(v) for k, v in config.weights.items() if k in values}
     if config.calibrate == "synthetic" and len(rows) >= 8:
-        weights = _calibrated_weights(records, values, weights, config, backend, nb_model)
+        weights = _calibrated_weights(records, values, weights, config, backend, fitted)
     conf = _combine(values, weights)
     frames.append(pd.DataFrame({"row_idx": rows, "signal": "confidence", "value": conf, "raw": conf}))
     # The weights go in first: if the process dies before the commit below, the dataset stage is simply redone.
@@ -227,10 +235,13 @@ def _combine(values, weights):
     return combine.confidence(values, weights)
 
 
-def _calibrated_weights(records, values, weights, config, backend, nb_model) -> dict:
-    """Label-free weights from synthetic corruptions; the fixed weights when they cannot be fitted."""
+def _calibrated_weights(records, values, weights, config, backend, fitted: dict) -> dict:
+    """Label-free weights from synthetic corruptions; the fixed weights when they cannot be fitted.
+
+    fitted: the fitted dataset-signal models by name (neighbors, form), which score the synthetic rows
+    out-of-fold against the rows they were made from."""
     from . import calibrate, scoring
-    from .signals import neighbors
+    from .signals import form, neighbors
 
     def score_rows(bad_rows: list[dict]) -> dict:
         out: dict[str, list] = {}
@@ -241,10 +252,13 @@ def _calibrated_weights(records, values, weights, config, backend, nb_model) -> 
             result = scoring.score_batch(backend, tuples, config)
             for name, v in result.values.items():
                 out.setdefault(name, []).append(np.asarray(v, dtype=float))
-            if nb_model is not None:
-                nb = neighbors.score_queries(nb_model, result.prompt_emb, result.response_emb,
-                                             [r["response"] for r in part], [r["source_row"] for r in part])
-                out.setdefault("neighbors", []).append(nb)
+            responses, sources = [r["response"] for r in part], [r["source_row"] for r in part]
+            if "neighbors" in fitted:
+                out.setdefault("neighbors", []).append(neighbors.score_queries(
+                    fitted["neighbors"], result.prompt_emb, result.response_emb, responses, sources))
+            if "form" in fitted:
+                out.setdefault("form", []).append(form.score_queries(
+                    fitted["form"], result.prompt_emb, [r["prompt"] for r in part], responses, sources))
         return {k: np.concatenate(v) for k, v in out.items()}
 
     used = {k: v for k, v in values.items() if weights.get(k, 0) > 0}

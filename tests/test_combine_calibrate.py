@@ -65,15 +65,26 @@ def test_calibration_from_decisions_needs_both_kinds():
         calibrate.from_decisions({k: v[:40] for k, v in values.items()}, actions)
 
 
-def test_corruptions_swap_to_a_different_answer_and_truncate():
+def test_corruptions_swap_to_a_different_answer_truncate_and_echo():
     rows = [{"prompt": f"q{i}", "response": ("yes" if i % 2 else "no")} for i in range(30)]
     bad = calibrate.make_corruptions(rows, n=20, seed=0)
-    assert len(bad) == 20 and all(b["kind"] == "swap" for b in bad)
+    swaps = [b for b in bad if b["kind"] == "swap"]
+    assert len(swaps) == 20 and {b["kind"] for b in bad} == {"swap", "echo"}
     assert all(b["response"] != rows[b["source_row"]]["response"] for b in bad)
     assert all(b["prompt"] == rows[b["source_row"]]["prompt"] for b in bad)
+    # an echo is a run of the prompt's own words, as long as the response
+    assert all(b["response"] == rows[b["source_row"]]["prompt"] for b in bad if b["kind"] == "echo")
     long_rows = [{"prompt": f"q{i}", "response": f"a long answer number {i} with many words in it"} for i in range(10)]
     kinds = {b["kind"] for b in calibrate.make_corruptions(long_rows, n=10)}
-    assert kinds == {"swap", "truncate"}
+    assert kinds == {"swap", "truncate", "echo"}
+    chat = [{"prompt": [{"role": "system", "content": "be brief"},
+                        {"role": "user", "content": f"Give the antonym of the word 'w{i}'."}],
+             "response": f"x{i}"} for i in range(10)]
+    echoes = [b for b in calibrate.make_corruptions(chat, n=10) if b["kind"] == "echo"]
+    assert len(echoes) == 10
+    for b in echoes:
+        user = b["prompt"][-1]["content"].split()
+        assert len(b["response"].split()) == 1 and b["response"] in user  # from the user turn, not the system one
     with pytest.raises(CalibrationError):
         calibrate.make_corruptions([{"prompt": "a", "response": "same"}] * 5)
 

@@ -109,7 +109,7 @@ def test_consistency_compute_combines_agreement_and_exact_match():
 
 def test_registry_lists_names():
     assert set(REGISTRY) >= {"likelihood", "likelihood_min", "likelihood_end", "reflection", "consistency", "ifd",
-                             "neighbors"}
+                             "neighbors", "form"}
     assert get_signal("neighbors").kind == "dataset" and get_signal("ifd").kind == "row"
     assert get_signal("likelihood").load() is likelihood
     assert callable(get_signal("neighbors").load().compute)  # the dataset signal's module, imported on demand

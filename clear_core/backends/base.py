@@ -59,6 +59,7 @@ class Backend(Protocol):
     name: str
     n_params: int
     device: str
+    dtype: str  # the weights' dtype: "float32", "bfloat16", ...
 
     def render(self, prompt: Prompt, response: str | None = None) -> tuple[list[int], int]:
         """Chat-template token ids of the prompt (+ the response as the assistant turn, then one end-of-turn

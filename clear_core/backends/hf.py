@@ -128,6 +128,7 @@ class HFBackend:
 
         self.model, self.tokenizer, self.name, self.device = model, tokenizer, name, device
         self.n_params = int(model.num_parameters())
+        self.dtype = str(next(model.parameters()).dtype).replace("torch.", "")  # "float32", "bfloat16", ...
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.eot_id = self._end_of_turn_id()
         self._groups: dict[tuple[str, ...], tuple[list[int], list[list[int]]]] = {}

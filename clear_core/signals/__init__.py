@@ -1,7 +1,7 @@
 """Signal registry: every confidence signal by name, each in [0, 1], higher = more trustworthy.
 
 Row signals (likelihood, reflection, consistency, ifd) are computed batch by batch by `clear_core.scoring`;
-the dataset signal (neighbors) runs once every row is embedded. A descriptor names its module, which is imported
+the dataset signals (neighbors, form) run once every row is embedded. A descriptor names its module, which is imported
 only when the signal is used, so the registry costs nothing to import and lists signals whose module is heavy.
 """
 
@@ -26,7 +26,7 @@ class Signal:
         return importlib.import_module(f"{__name__}.{self.module}")
 
     def compute(self, *args, **kwargs):
-        """The module's `compute` (dataset signals: `compute(prompt_emb, response_emb, responses) -> (values, raw)`)."""
+        """The module's `compute` (dataset signals return (values, raw) over all rows; see each module)."""
         return self.load().compute(*args, **kwargs)
 
 
@@ -44,6 +44,8 @@ REGISTRY: dict[str, Signal] = {s.name: s for s in (
     Signal("ifd", "row", "ifd", "instruction-following difficulty: how much the prompt helps predict the response"),
     Signal("neighbors", "dataset", "neighbors",
            "agreement with similar prompts' responses (out-of-fold classifier or nearest neighbours)"),
+    Signal("form", "dataset", "form",
+           "the response's shape (copies the prompt, parses as JSON, empty) is usual among similar prompts' responses"),
 )}
 
 ROW_SIGNALS = tuple(n for n, s in REGISTRY.items() if s.kind == "row")

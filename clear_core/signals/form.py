@@ -1,0 +1,123 @@
+"""The `form` signal: is a response shaped like the responses to similar prompts?
+
+Some bad responses are wrong in their shape rather than in their facts: the response only repeats the prompt or
+its input (an "antonym" that is the word itself, a "corrected" sentence that is the input unchanged), a JSON answer
+that does not parse, an empty answer. What is normal depends on the task: a sentiment label naturally appears in
+its prompt ("positive or negative?"), free text is never JSON. So each row's shape is compared with the shapes of
+its nearest prompts' responses, as `neighbors` does with their content.
+
+Binary shape features per row (FEATURES):
+* copy: the whole normalised response (lower case, words only) occurs verbatim in the normalised prompt text;
+* json: the response parses as a JSON object or array;
+* blank: the response is empty or whitespace.
+For each feature, p = the similarity-weighted share of the k nearest prompts (cosine over centred prompt
+embeddings, the row itself excluded) whose response has it, smoothed as (k p + 0.5) / (k + 1); the row's
+typicality is p when it has the feature and 1 - p when not. value = the smallest typicality over the features,
+in [0, 1], higher = more trustworthy: a response that copies its prompt where no neighbour does scores about
+0.05; one that copies where every neighbour does scores about 0.95. raw = the row's features as a bit mask
+(copy = 1, json = 2, blank = 4).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .neighbors import _knn, _unit
+
+FEATURES = ("copy", "json", "blank")
+_NON_WORD = re.compile(r"[^\w\s]+")
+
+
+@dataclass(frozen=True)
+class FormModel:
+    """The fitted dataset: what `score_queries` needs to score new pairs against it."""
+
+    prompt_unit: np.ndarray  # centred, L2-normalised prompt embeddings (n, d)
+    prompt_mean: np.ndarray
+    features: np.ndarray  # (n, len(FEATURES)) 0/1
+    k: int
+
+
+def _words(text: str) -> str:
+    return " ".join(_NON_WORD.sub(" ", str(text).lower()).split())
+
+
+def prompt_text(prompt) -> str:
+    """The text of a prompt: a string, or the contents of a list of chat messages."""
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(str(m.get("content", "")) for m in prompt)
+
+
+def is_copy(prompt: str, response: str) -> bool:
+    """The whole response, normalised to its words, occurs as a run of whole words in the prompt."""
+    r = _words(response)
+    return bool(r) and f" {r} " in f" {_words(prompt)} "
+
+
+def is_json(response: str) -> bool:
+    text = str(response).strip()
+    if not text or text[0] not in "[{":
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def features(prompts: Sequence, responses: Sequence[str]) -> np.ndarray:
+    """(n, len(FEATURES)) 0/1 shape features of each (prompt, response)."""
+    out = np.zeros((len(responses), len(FEATURES)), dtype=np.float64)
+    for i, (p, r) in enumerate(zip(prompts, responses)):
+        out[i] = (is_copy(prompt_text(p), r), is_json(r), not str(r).strip())
+    return out
+
+
+def _typicality(model: FormModel, unit: np.ndarray, feats: np.ndarray, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    nn = _knn(unit, model.prompt_unit, model.k, exclude=exclude)
+    w = np.maximum(np.einsum("nd,nkd->nk", unit, model.prompt_unit[nn]), 0) + 1e-6
+    share = np.einsum("nk,nkf->nf", w, model.features[nn]) / w.sum(1, keepdims=True)
+    k = nn.shape[1]
+    p = (k * share + 0.5) / (k + 1)
+    typical = np.where(feats > 0, p, 1 - p).min(axis=1)
+    mask = (feats * (2 ** np.arange(len(FEATURES)))).sum(axis=1)
+    return np.clip(typical, 0, 1), mask
+
+
+def fit(prompt_emb, prompts: Sequence, responses: Sequence[str], k: int = 10) -> tuple[FormModel, np.ndarray, np.ndarray]:
+    """(model, values, raw) for every row of a dataset; see the module docstring."""
+    prompt_emb = np.asarray(prompt_emb, dtype=np.float64)
+    n = len(responses)
+    if prompt_emb.shape[0] != n or len(prompts) != n:
+        raise ValueError(f"prompt embeddings ({prompt_emb.shape[0]}), prompts ({len(prompts)}) and responses ({n}) "
+                         "must have the same length")
+    if n < 2:
+        raise ValueError("form needs at least 2 rows")
+    mean = prompt_emb.mean(0)
+    feats = features(prompts, responses)
+    model = FormModel(_unit(prompt_emb, mean), mean, feats, k)
+    values, raw = _typicality(model, model.prompt_unit, feats, exclude=np.arange(n))
+    return model, values, raw
+
+
+def compute(prompt_emb, prompts: Sequence, responses: Sequence[str], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """(values, raw) for every row: values in [0, 1], higher = shaped like the neighbours' responses."""
+    _, values, raw = fit(prompt_emb, prompts, responses, k)
+    return values, raw
+
+
+def score_queries(model: FormModel, prompt_emb, prompts: Sequence, responses: Sequence[str], source_rows) -> np.ndarray:
+    """Values of extra (prompt, response) pairs made from dataset rows; source_rows[i] is never its own neighbour."""
+    source_rows = np.asarray(source_rows, dtype=np.int64)
+    if not (len(prompts) == len(responses) == len(source_rows) == len(prompt_emb)):
+        raise ValueError("prompt_emb, prompts, responses and source_rows must have the same length")
+    if len(responses) == 0:
+        return np.zeros(0)
+    unit = _unit(np.asarray(prompt_emb, dtype=np.float64), model.prompt_mean)
+    return _typicality(model, unit, features(prompts, responses), exclude=source_rows)[0]

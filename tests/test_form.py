@@ -1,0 +1,76 @@
+"""The `form` signal: a response's shape (copies the prompt, JSON, empty) against its nearest prompts' responses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clear_core.signals import form, get_signal
+
+
+def test_shape_features():
+    assert form.is_copy("Give the antonym of the word 'happy'.", "Happy")
+    assert form.is_copy([{"role": "user", "content": "Fix: He write a letter."}], "he write a letter")
+    assert not form.is_copy("Give the antonym of the word 'happy'.", "sad")
+    assert not form.is_copy("unhappy people", "happy")  # whole words only
+    assert not form.is_copy("anything", "   ")
+    assert form.is_json('{"a": 1}') and form.is_json(" [1, 2] ")
+    assert not form.is_json('{"a": 1 "b": 2}') and not form.is_json("positive") and not form.is_json("")
+    feats = form.features(["say hi", "q"], ["", '{"x": 1}'])
+    assert feats.tolist() == [[0, 0, 1], [0, 1, 0]]
+
+
+def _clusters(n_per: int = 12, dim: int = 16, seed: int = 0):
+    """Two prompt clusters: antonym questions (answers never copy) and sentiment questions (labels always copy)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(2, dim)) * 5
+    emb = np.concatenate([centres[0] + rng.normal(size=(n_per, dim)), centres[1] + rng.normal(size=(n_per, dim))])
+    words = [("hot", "cold"), ("big", "small"), ("fast", "slow"), ("up", "down")]
+    prompts, responses = [], []
+    for i in range(n_per):
+        w, a = words[i % len(words)]
+        prompts.append(f"Give the antonym of the word '{w}'.")
+        responses.append(a)
+    for i in range(n_per):
+        prompts.append(f"Is this review positive or negative? Review number {i}.")
+        responses.append("positive" if i % 2 else "negative")
+    return emb, prompts, responses
+
+
+def test_a_copy_is_flagged_where_neighbours_do_not_copy_and_not_where_they_do():
+    emb, prompts, responses = _clusters()
+    responses[3] = "up"  # row 3's prompt is about 'up': an echo among answers that never copy
+    values, raw = form.compute(emb, prompts, responses, k=8)
+    assert values[3] < 0.15 and raw[3] == 1  # copy bit
+    others = np.delete(np.arange(len(values)), 3)
+    assert values[others].min() > 0.8  # the sentiment labels copy their prompt like all their neighbours
+    assert values.min() >= 0 and values.max() <= 1
+
+
+def test_broken_json_among_json_answers_is_flagged():
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(20, 8)) + 4
+    prompts = [f"Extract the name from: Hi, I am person {i}." for i in range(20)]
+    responses = [f'{{"name": "person {i}"}}' for i in range(20)]
+    responses[7] = '{"name": "person 7"'
+    values, raw = form.compute(emb, prompts, responses, k=8)
+    assert values[7] < 0.15 and raw[7] == 0 and (raw[np.arange(20) != 7] == 2).all()
+    assert values[np.arange(20) != 7].min() > 0.7 and np.median(values) > 0.9  # a neighbour of row 7 sees 1 in 8
+
+
+def test_queries_score_against_the_dataset_without_their_source_row():
+    emb, prompts, responses = _clusters()
+    model, values, _ = form.fit(emb, prompts, responses, k=8)
+    echo = form.score_queries(model, emb[[0, 13]], [prompts[0], prompts[13]], ["hot", "positive"], [0, 13])
+    assert echo[0] < 0.15 and echo[1] > 0.8
+    # a query equal to its source row scores like the row itself (the source row is not its own neighbour)
+    same = form.score_queries(model, emb[[5]], [prompts[5]], [responses[5]], [5])
+    assert same[0] == pytest.approx(values[5])
+
+
+def test_registry_and_length_checks():
+    assert get_signal("form").kind == "dataset"
+    with pytest.raises(ValueError, match="same length"):
+        form.compute(np.zeros((3, 4)), ["a", "b"], ["x", "y", "z"])
+    with pytest.raises(ValueError, match="at least 2"):
+        form.compute(np.zeros((1, 4)), ["a"], ["x"])
