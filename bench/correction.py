@@ -162,7 +162,8 @@ def main(argv=None) -> int:
     ap.add_argument("--benchmarks", required=True)
     ap.add_argument("--sample-dir", default=str(ROOT / "sample_data"))
     ap.add_argument("--datasets", default="sample,fpb,arc")
-    ap.add_argument("--limit", type=int, default=100)
+    ap.add_argument("--limit", type=int, default=100, help="first N rows of each dataset (0: all)")
+    ap.add_argument("--limits", default="", help="per-dataset overrides of --limit, e.g. fpb=0,arc=400")
     ap.add_argument("--model", default="default")
     ap.add_argument("--eta", type=float, default=0.8)
     ap.add_argument("--max-new-tokens", type=int, default=16, help="in-context candidate length")
@@ -183,14 +184,16 @@ def main(argv=None) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     backend = load_backend(args.model)
+    limits = {k.strip(): int(v) for k, v in (x.split("=") for x in args.limits.split(",") if x.strip())}
     results = {}
     with Workspace.open(work / "ws.duckdb") as ws:
         for name in args.datasets.split(","):
             if name == "sample" and not (Path(args.sample_dir) / "demo.jsonl").exists():
                 log("sample data not generated: skipped")
                 continue
-            data = datasets.load(name, args.benchmarks, args.sample_dir, limit=args.limit)
-            clean = clean_answers(name, data, args.benchmarks, args.sample_dir, args.limit)
+            limit = limits.get(name, args.limit) or None
+            data = datasets.load(name, args.benchmarks, args.sample_dir, limit=limit)
+            clean = clean_answers(name, data, args.benchmarks, args.sample_dir, limit)
             log(f"{name}: {len(data.rows)} rows, {int(data.is_bad.sum())} noisy")
             t0 = time.time()
             results[name] = evaluate(name, data, clean, ws, backend, args, log)
@@ -205,7 +208,7 @@ def _pct(v) -> str:
 
 
 def write_table(args, results, model_name) -> None:
-    lines = [f"# Correction quality (model `{model_name}`, eta = {args.eta}, first {args.limit} rows per dataset)", "",
+    lines = [f"# Correction quality (model `{model_name}`, eta = {args.eta}; the first `rows` rows of each dataset)", "",
              "Judge: the LLM's two-order pairwise verdict pooled in log-odds with the dataset judge (out-of-fold "
              "classifier, P(candidate) / (P(candidate) + P(original)), categorical rows only).", "",
              "| dataset | rows | noisy | AUROC | flagged | ours P / R | RobustFT rule P / R | proposals (= clean answer) | "
@@ -233,10 +236,7 @@ def write_table(args, results, model_name) -> None:
         lines.append(f"| {name} | pooled | {r['confident']} | {_pct(r['restored'])} | "
                      f"{_pct(r['wrongly_changed'])} ({r['clean_changed_rows']} of {r['clean']}) |")
     lines.append("")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines))
-    print("\n".join(lines))
+    metrics.write_markdown(args.out, lines)
 
 
 if __name__ == "__main__":

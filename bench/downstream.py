@@ -226,10 +226,7 @@ def write_table(args, results, detection, n_kept, kept_noise, noisy, fixes, fixe
               "", "Fine-tune loss (first step -> last step): " + ", ".join(
                   f"{n} {results[n]['loss_first']:.3f} -> {results[n]['loss_last']:.3f}"
                   for n in ("noisy", "curated", "clean")), ""]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines))
-    print("\n".join(lines))
+    metrics.write_markdown(args.out, lines)
 
 
 if __name__ == "__main__":

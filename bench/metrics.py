@@ -73,3 +73,13 @@ def report(scores, is_bad) -> dict[str, float]:
     p_k, r_k = precision_recall_at(s, y, int(y.sum()))
     p_m, r_m = precision_recall_below(s, y, float(np.median(s)))
     return {"auroc": auroc(s, y), "p_at_k": p_k, "r_at_k": r_k, "p_median": p_m, "r_median": r_m}
+
+
+def write_markdown(path, lines: list[str]) -> None:
+    """Write a benchmark's report (markdown lines) to `path` and print it."""
+    from pathlib import Path
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
+    print("\n".join(lines))

@@ -4,13 +4,13 @@
         [--preset fast] [--cache /tmp/clear_bench_cache]
 
 For each dataset (the project's sample data; RobustFT fpb and arc noisy30) the rows are scored with the product's
-own code (load_backend + scoring.score_batch, then neighbors and the label-free calibration), and each method is
+own code (load_backend + scoring.score_batch, then the dataset signals and the label-free calibration), and each method is
 reported as AUROC for detecting the bad rows, and precision / recall when flagging as many rows as there are bad
 ones (@k) and when flagging the rows below the median. The rows are always scored with likelihood, likelihood_min,
-likelihood_end and reflection (MEASURED) besides the preset's signals, and the neighbour-relative likelihood
-(`likelihood_rel`, clear_core.signals.likelihood.relative) is computed here, so every one is reported; a second
-label-free calibration over all of them is reported beside the preset's. Row signals are cached per dataset + model + preset + layers,
-chunk by chunk, so an interrupted run goes on where it stopped.
+likelihood_end and reflection (MEASURED) besides the preset's signals, and every dataset signal (neighbors, form,
+likelihood_rel) is computed from the cached embeddings, so every one is reported; a second label-free calibration
+over all of them is reported beside the preset's. Row signals and embeddings are cached per dataset + model +
+dtype + row signals + layers, chunk by chunk, so an interrupted run goes on where it stopped.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
     nb_model, nb = neighbors.fit(scored["prompt_emb"], scored["response_emb"], responses)
     values["neighbors"] = nb.values
     form_model, values["form"], _ = form.fit(scored["prompt_emb"], [r["prompt"] for r in rows], responses)
-    values["likelihood_rel"] = likelihood.relative(scored["r_likelihood"], nb_model.prompt_unit)
+    rel_model, values["likelihood_rel"] = likelihood.fit_relative(scored["r_likelihood"], scored["prompt_emb"])
     fixed = {k: float(w) for k, w in config.weights.items() if k in values}
 
     def score_rows(bad_rows: list[dict]) -> dict[str, np.ndarray]:
@@ -99,10 +99,8 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
                                                    [r["source_row"] for r in bad_rows])
         res["form"] = form.score_queries(form_model, out["prompt_emb"], [r["prompt"] for r in bad_rows],
                                          [r["response"] for r in bad_rows], [r["source_row"] for r in bad_rows])
-        q_unit = neighbors._unit(out["prompt_emb"], nb_model.prompt_mean)
-        res["likelihood_rel"] = likelihood.relative(scored["r_likelihood"], nb_model.prompt_unit,
-                                                    query_raw=out["r_likelihood"], query_unit=q_unit,
-                                                    source_rows=[r["source_row"] for r in bad_rows])
+        res["likelihood_rel"] = likelihood.relative_queries(rel_model, out["r_likelihood"], out["prompt_emb"],
+                                                            [r["source_row"] for r in bad_rows])
         return res
 
     used = {k: v for k, v in values.items() if k in fixed}

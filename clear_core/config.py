@@ -21,7 +21,8 @@ class ScoreConfig:
 
     preset: str = "fast"
     model: str = DEFAULT_MODEL  # "default", "tiny" (random test model), a local dir, a .gguf file or a HF id
-    signals: tuple[str, ...] = ("likelihood", "likelihood_min", "likelihood_end", "reflection", "neighbors", "form")
+    signals: tuple[str, ...] = ("likelihood", "likelihood_min", "likelihood_end", "reflection", "neighbors", "form",
+                                "likelihood_rel")
     weights: Mapping[str, float] = field(default_factory=lambda: {"likelihood": 1.0, "likelihood_min": 1.0,
                                                                   "likelihood_end": 1.0, "reflection": 1.0,
                                                                   "neighbors": 1.0})
@@ -59,9 +60,10 @@ class ScoreConfig:
 # Presets (DESIGN.md): `fast` needs no sampling (likelihood_min and likelihood_end come from the same forward); `thorough` uses BSDetector's weights (beta = 0.7 on consistency,
 # 0.3 on reflection) next to the likelihood and the dataset-consistency signal.
 PRESETS: dict[str, dict[str, Any]] = {
-    "fast": dict(signals=("likelihood", "likelihood_min", "likelihood_end", "reflection", "neighbors", "form"),
+    "fast": dict(signals=("likelihood", "likelihood_min", "likelihood_end", "reflection", "neighbors", "form",
+                          "likelihood_rel"),
                  weights={"likelihood": 1.0, "likelihood_min": 1.0, "likelihood_end": 1.0, "reflection": 1.0,
-                          "neighbors": 1.0, "form": 1.0}, k_samples=0),
+                          "neighbors": 1.0, "form": 1.0, "likelihood_rel": 1.0}, k_samples=0),
     "balanced": dict(signals=("likelihood", "reflection", "consistency", "neighbors", "form"),
                      weights={"likelihood": 1.0, "reflection": 0.5, "consistency": 1.0, "neighbors": 1.0, "form": 1.0},
                      k_samples=3),

@@ -3,7 +3,7 @@
 A scoring run has two stages. `rows`: the pending rows go through `scoring.score_batch` in batches, and each
 batch's values, raw values, embeddings and per-row errors are committed with `ws.commit_batch` in ONE
 transaction, so `row_status` always says exactly which rows are done. `dataset`: once every row is done, the
-dataset-level signals (`neighbors`, `form`), the label-free calibration of the weights and `confidence` (in [0, 1], higher =
+dataset-level signals (`neighbors`, `form`, `likelihood_rel`), the label-free calibration of the weights and `confidence` (in [0, 1], higher =
 more trustworthy) are computed over all rows and committed in one transaction. A run killed at any moment (even
 SIGKILL) starts again from `row_status`: no row is computed twice, none is lost.
 
@@ -187,7 +187,7 @@ def _load_rows(ws, dataset_id: int, row_idx) -> list[dict]:
 
 
 def _dataset_stage(ws, run, config: ScoreConfig, backend, progress) -> None:
-    """neighbors + form + calibrated weights + confidence over all rows, committed in one transaction."""
+    """The dataset signals + calibrated weights + confidence over all rows, committed in one transaction."""
     if len(ws.pending_rows(run.id, DATASET)) == 0:
         return
     _report(progress, run.id, DATASET, 0, 1, 0, time.perf_counter())
@@ -200,22 +200,7 @@ def _dataset_stage(ws, run, config: ScoreConfig, backend, progress) -> None:
         return
     values = {s: wide[s].to_numpy(dtype=float) for s in wide.columns if s not in ("row_idx", "confidence")}
     records = _load_rows(ws, run.dataset_id, rows)
-    frames, fitted = [], {}
-    from .signals import DATASET_SIGNALS
-
-    dataset_signals = [s for s in DATASET_SIGNALS if s in config.signals]
-    if dataset_signals and len(rows) > 1:
-        prompt_emb, response_emb = _embeddings(ws, run.id, rows)
-        responses = [r["response"] for r in records]
-        if "neighbors" in dataset_signals:
-            from .signals import neighbors
-            fitted["neighbors"], nb = neighbors.fit(prompt_emb, response_emb, responses)
-            values["neighbors"], raw = np.asarray(nb.values, dtype=float), np.asarray(nb.raw, dtype=float)
-            frames.append(pd.DataFrame({"row_idx": rows, "signal": "neighbors", "value": values["neighbors"], "raw": raw}))
-        if "form" in dataset_signals:
-            from .signals import form
-            fitted["form"], values["form"], raw = form.fit(prompt_emb, [r["prompt"] for r in records], responses)
-            frames.append(pd.DataFrame({"row_idx": rows, "signal": "form", "value": values["form"], "raw": raw}))
+    frames, fitted = _dataset_signals(ws, run, config, rows, records, values)
     weights = {k: float(v) for k, v in config.weights.items() if k in values}
     if config.calibrate == "synthetic" and len(rows) >= 8:
         weights = _calibrated_weights(records, values, weights, config, backend, fitted)
@@ -230,6 +215,40 @@ def _dataset_stage(ws, run, config: ScoreConfig, backend, progress) -> None:
     _report(progress, run.id, DATASET, 1, 1, 1, time.perf_counter())
 
 
+def _dataset_signals(ws, run, config: ScoreConfig, rows, records, values: dict) -> tuple[list, dict]:
+    """Fit the dataset signals of config.signals over the scored rows; adds their values to `values`.
+
+    Returns (score frames to commit, fitted models by signal name for scoring calibration's synthetic rows)."""
+    from .signals import DATASET_SIGNALS
+
+    wanted = [s for s in DATASET_SIGNALS if s in config.signals]
+    frames, fitted = [], {}
+    if not wanted or len(rows) < 2:
+        return frames, fitted
+    prompt_emb, response_emb = _embeddings(ws, run.id, rows)
+    responses = [r["response"] for r in records]
+
+    def add(name, vals, raw):
+        values[name] = np.asarray(vals, dtype=float)
+        frames.append(pd.DataFrame({"row_idx": rows, "signal": name, "value": values[name],
+                                    "raw": np.asarray(raw, dtype=float)}))
+
+    if "neighbors" in wanted:
+        from .signals import neighbors
+        fitted["neighbors"], nb = neighbors.fit(prompt_emb, response_emb, responses)
+        add("neighbors", nb.values, nb.raw)
+    if "form" in wanted:
+        from .signals import form
+        fitted["form"], vals, raw = form.fit(prompt_emb, [r["prompt"] for r in records], responses)
+        add("form", vals, raw)
+    if "likelihood_rel" in wanted and "likelihood" in values:
+        from .signals import likelihood
+        raw_mean = ws.scores_wide(run.id, ["likelihood"], raw=True)["likelihood"].to_numpy(dtype=float)
+        fitted["likelihood_rel"], vals = likelihood.fit_relative(raw_mean, prompt_emb)
+        add("likelihood_rel", vals, vals)
+    return frames, fitted
+
+
 def _combine(values, weights):
     from .signals import combine
     return combine.confidence(values, weights)
@@ -238,10 +257,10 @@ def _combine(values, weights):
 def _calibrated_weights(records, values, weights, config, backend, fitted: dict) -> dict:
     """Label-free weights from synthetic corruptions; the fixed weights when they cannot be fitted.
 
-    fitted: the fitted dataset-signal models by name (neighbors, form), which score the synthetic rows
-    out-of-fold against the rows they were made from."""
+    fitted: the fitted dataset-signal models by name, which score the synthetic rows out-of-fold against the rows
+    they were made from."""
     from . import calibrate, scoring
-    from .signals import form, neighbors
+    from .signals import form, likelihood, neighbors
 
     def score_rows(bad_rows: list[dict]) -> dict:
         out: dict[str, list] = {}
@@ -259,6 +278,10 @@ def _calibrated_weights(records, values, weights, config, backend, fitted: dict)
             if "form" in fitted:
                 out.setdefault("form", []).append(form.score_queries(
                     fitted["form"], result.prompt_emb, [r["prompt"] for r in part], responses, sources))
+            if "likelihood_rel" in fitted and "likelihood" in result.raw:
+                out.setdefault("likelihood_rel", []).append(likelihood.relative_queries(
+                    fitted["likelihood_rel"], np.asarray(result.raw["likelihood"], dtype=float), result.prompt_emb,
+                    sources))
         return {k: np.concatenate(v) for k, v in out.items()}
 
     used = {k: v for k, v in values.items() if weights.get(k, 0) > 0}

@@ -50,6 +50,19 @@ def test_likelihood_relative_ranks_against_nearest_prompts():
     assert np.isnan(likelihood.relative(np.array([np.nan, -1.0, -2.0]), unit[:3], k=2)[0])
 
 
+def test_likelihood_relative_fit_and_queries_agree():
+    """fit_relative centres the embeddings itself; a query equal to a row (its own source) scores like the row."""
+    rng = np.random.default_rng(0)
+    emb = np.concatenate([rng.normal(size=(10, 6)) + 5, rng.normal(size=(10, 6)) - 5])
+    raw = np.r_[rng.normal(-1, 0.2, 10), rng.normal(-4, 0.2, 10)]
+    model, values = likelihood.fit_relative(raw, emb, k=5)
+    assert values.shape == (20,) and np.all((values >= 0) & (values <= 1))
+    again = likelihood.relative_queries(model, raw[[3, 15]], emb[[3, 15]], [3, 15])
+    np.testing.assert_allclose(again, values[[3, 15]])
+    worse = likelihood.relative_queries(model, np.array([raw[3] - 10]), emb[[3]], [3])
+    assert worse[0] == pytest.approx(0.5 / 6)  # below every neighbour of its own prompt
+
+
 def test_reflection_expected_letter_score():
     probs = np.array([[[2.0, 0.0, 0.0], [0.0, 0.0, 1.0]],     # A then C -> (1 + 0.5) / 2
                       [[0.1, 0.3, 0.0], [1.0, 1.0, 2.0]]])    # renormalised: 0.25 and (0.25 + 0.25)

@@ -1,7 +1,7 @@
 """Signal registry: every confidence signal by name, each in [0, 1], higher = more trustworthy.
 
 Row signals (likelihood, reflection, consistency, ifd) are computed batch by batch by `clear_core.scoring`;
-the dataset signals (neighbors, form) run once every row is embedded. A descriptor names its module, which is imported
+the dataset signals (neighbors, form, likelihood_rel) run once every row is embedded. A descriptor names its module, which is imported
 only when the signal is used, so the registry costs nothing to import and lists signals whose module is heavy.
 """
 
@@ -44,6 +44,8 @@ REGISTRY: dict[str, Signal] = {s.name: s for s in (
     Signal("ifd", "row", "ifd", "instruction-following difficulty: how much the prompt helps predict the response"),
     Signal("neighbors", "dataset", "neighbors",
            "agreement with similar prompts' responses (out-of-fold classifier or nearest neighbours)"),
+    Signal("likelihood_rel", "dataset", "likelihood",
+           "the response's likelihood ranked among the responses to the nearest prompts (no task-format effect)"),
     Signal("form", "dataset", "form",
            "the response's shape (copies the prompt, parses as JSON, empty) is usual among similar prompts' responses"),
 )}

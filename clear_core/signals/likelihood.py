@@ -8,13 +8,14 @@ Two more row signals come from the same per-token log-probs (no extra forward):
   unlikely token (one wrong fact in a fluent answer) is a sharp dip that the mean dilutes. raw = the minimum.
 * `likelihood_end`: exp(log-prob of the end-of-turn token after the response); low when the model would not end
   the answer there (a cut-off response). raw = that log-prob; NaN when the row's response was cut to fit max_tokens.
-`relative` is a neighbour-relative likelihood over a whole dataset (bench/quality.py reports it as `likelihood_rel`;
-it is not a registered signal, the pipeline does not compute it): the row's mean log-prob ranked against the mean
-log-probs of the responses of its k nearest prompts, which removes the task-format effect on the raw likelihood.
+`relative` is the dataset signal `likelihood_rel`, computed once every row is scored: the row's mean log-prob
+ranked against the mean log-probs of the responses of its k nearest prompts, which removes the task-format effect
+on the raw likelihood (a one-word label and a paragraph are not equally likely, right or wrong).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -74,3 +75,32 @@ def relative(raw_mean: np.ndarray, prompt_unit: np.ndarray, k: int = 10, query_r
     below = ((nb < q_raw[:, None]) & valid).sum(1) + 0.5 * ((nb == q_raw[:, None]) & valid).sum(1)
     out = (below + 0.5) / (valid.sum(1) + 1.0)
     return np.where(np.isnan(q_raw), np.nan, out)
+
+
+@dataclass(frozen=True)
+class RelativeModel:
+    """A dataset fitted for `likelihood_rel`: what `relative_queries` needs to rank new pairs against it."""
+
+    raw_mean: np.ndarray  # each row's mean token log-prob (the `likelihood` raw value)
+    prompt_unit: np.ndarray  # centred, L2-normalised prompt embeddings
+    prompt_mean: np.ndarray
+    k: int
+
+
+def fit_relative(raw_mean, prompt_emb, k: int = 10) -> tuple[RelativeModel, np.ndarray]:
+    """(model, values) of `likelihood_rel` for every row of a dataset."""
+    from .neighbors import _unit
+
+    emb = np.asarray(prompt_emb, dtype=np.float64)
+    mean = emb.mean(axis=0)
+    model = RelativeModel(np.asarray(raw_mean, dtype=np.float64), _unit(emb, mean), mean, k)
+    return model, relative(model.raw_mean, model.prompt_unit, k)
+
+
+def relative_queries(model: RelativeModel, query_raw, prompt_emb, source_rows) -> np.ndarray:
+    """`likelihood_rel` of extra pairs made from dataset rows (source_rows[i] is never its own neighbour)."""
+    from .neighbors import _unit
+
+    unit = _unit(np.asarray(prompt_emb, dtype=np.float64), model.prompt_mean)
+    return relative(model.raw_mean, model.prompt_unit, model.k, query_raw=query_raw, query_unit=unit,
+                    source_rows=source_rows)
