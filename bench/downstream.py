@@ -2,11 +2,12 @@
 on the clean test split.
 
     python -m bench.downstream --benchmarks ../shared/benchmarks [--limit 300] [--max-rows 100] [--epochs 2]
+        [--seeds 0,1] [--test-limit N]
 
 Steps: the first `--limit` rows of noisy30 are ingested into a workspace (in --work, outside the project) and
 scored with the fast preset; the Auto-Filter keeps the rows at or above the median confidence (CLEAR's default),
 and with --correct the confident Auto-Correct proposals of the rows below it are added as corrected rows. LoRA
-fine-tunes (the same FinetuneConfig, the same number of rows, seeded) on (1) the noisy rows, (2) the curated rows,
+fine-tunes (the same FinetuneConfig, the same number of rows, per seed) on (1) the noisy rows, (2) the curated rows,
 (3) the clean labels of the same rows; each model and the untuned one answer the test questions, the answer letter
 read from the next-token probabilities of the option letters. Everything is cached in --work (scores, tuned
 models, accuracies), so an interrupted run goes on where it stopped. Writes bench/results/downstream.md.
@@ -136,6 +137,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-rows", type=int, default=100, help="rows per fine-tune (the same for each condition)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seeds", default="0", help="comma list: each seed draws its own training sample and LoRA init")
     ap.add_argument("--test-limit", type=int, default=None, help="test questions (default: all)")
     ap.add_argument("--correct", action="store_true", help="add confident Auto-Correct proposals to the curated rows")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -178,27 +180,30 @@ def main(argv=None) -> int:
     train = {"noisy": [(r["prompt"], r["response"]) for r in noisy.rows],
              "curated": cur_rows,
              "clean": [(r["prompt"], r["response"]) for r in clean.rows]}
-    fcfg = ft.FinetuneConfig(lr=args.lr, epochs=args.epochs, max_rows=args.max_rows, batch_size=8, seed=0)
     prompts, gold, n_opts = test_rows(args.benchmarks, args.task, args.test_limit)
-    results = {}
-    key = lambda name: f"{name}|{args.task}|{args.split}|{args.limit}|{args.max_rows}|{args.epochs}|{args.lr}|{args.correct}|{len(prompts)}"  # noqa: E731
-    if key("untuned") not in cache:
-        cache[key("untuned")] = {"acc": accuracy(backend, prompts, gold, n_opts), "rows": 0, "seconds": 0.0}
+    seeds = [int(x) for x in args.seeds.split(",")]
+    # A cached result is reused only for the same curation (scoring run), settings, seed and test set.
+    base = f"{args.task}|{args.split}|{args.limit}|{args.max_rows}|{args.epochs}|{args.lr}|{args.correct}|run{run_id}"
+    if f"untuned|{len(prompts)}" not in cache:
+        cache[f"untuned|{len(prompts)}"] = {"acc": accuracy(backend, prompts, gold, n_opts), "rows": 0, "seconds": 0.0}
         cache_file.write_text(json.dumps(cache, indent=1))
-    results["untuned"] = cache[key("untuned")]
-    log(f"untuned: accuracy {results['untuned']['acc']:.3f}")
-    for name, rows in train.items():
-        if key(name) not in cache:
-            out_dir = work / f"tuned-{name}"
-            log(f"fine-tuning on {name} rows ({min(len(rows), args.max_rows)} of {len(rows)})")
-            res = ft.finetune(backend, rows, out_dir, fcfg)
-            tuned = load_backend(str(out_dir))
-            cache[key(name)] = {"acc": accuracy(tuned, prompts, gold, n_opts), "rows": res.n_rows,
-                                "seconds": res.seconds, "loss_first": res.losses[0], "loss_last": res.losses[-1]}
-            cache_file.write_text(json.dumps(cache, indent=1))
-            del tuned
-        results[name] = cache[key(name)]
-        log(f"{name}: accuracy {results[name]['acc']:.3f}")
+    results = {"untuned": [cache[f"untuned|{len(prompts)}"]]}
+    log(f"untuned: accuracy {results['untuned'][0]['acc']:.3f}")
+    for seed in seeds:
+        fcfg = ft.FinetuneConfig(lr=args.lr, epochs=args.epochs, max_rows=args.max_rows, batch_size=8, seed=seed)
+        for name, rows in train.items():
+            key = f"{name}|{base}|seed{seed}|{len(prompts)}"
+            if key not in cache:
+                out_dir = work / f"tuned-{name}-run{run_id}-seed{seed}"
+                log(f"seed {seed}: fine-tuning on {name} rows ({min(len(rows), args.max_rows)} of {len(rows)})")
+                res = ft.finetune(backend, rows, out_dir, fcfg)
+                tuned = load_backend(str(out_dir))
+                cache[key] = {"acc": accuracy(tuned, prompts, gold, n_opts), "rows": res.n_rows, "seed": seed,
+                              "seconds": res.seconds, "loss_first": res.losses[0], "loss_last": res.losses[-1]}
+                cache_file.write_text(json.dumps(cache, indent=1))
+                del tuned
+            results.setdefault(name, []).append(cache[key])
+            log(f"seed {seed}: {name}: accuracy {cache[key]['acc']:.3f}")
     write_table(args, results, detection, len(kept), kept_noise, noisy, fixes, fixed_right, thr, len(prompts),
                 time.time() - t_start, backend.name)
     return 0
@@ -206,25 +211,34 @@ def main(argv=None) -> int:
 
 def write_table(args, results, detection, n_kept, kept_noise, noisy, fixes, fixed_right, thr, n_test, seconds,
                 model_name) -> None:
-    gap = results["clean"]["acc"] - results["noisy"]["acc"]
-    closed = (results["curated"]["acc"] - results["noisy"]["acc"]) / gap if gap > 0 else float("nan")
+    """results: condition -> one dict per seed (untuned: one)."""
+    mean = {name: float(np.mean([r["acc"] for r in runs])) for name, runs in results.items()}
+    seeds = [r["seed"] for r in results["noisy"]]
+    gap = mean["clean"] - mean["noisy"]
+    closed = (mean["curated"] - mean["noisy"]) / gap if gap > 0 else float("nan")
+    per_seed = [(r_n["acc"], r_c["acc"], r_k["acc"]) for r_n, r_c, r_k in
+                zip(results["noisy"], results["curated"], results["clean"])]
     lines = [
         f"# Downstream: fine-tune on noisy vs auto-curated vs clean ({args.task} {args.split})", "",
         f"Model `{model_name}`; training pool: the first {len(noisy.rows)} rows of {args.split} "
         f"({noisy.is_bad.mean():.1%} noisy); LoRA r=16, lr={args.lr}, {args.epochs} epoch(s), {args.max_rows} rows "
-        f"per fine-tune (seeded sample); test: {n_test} questions of test.csv; CPU, {args.threads} thread(s); "
-        f"{seconds / 60:.1f} min wall time for this invocation (steps found in --work are not redone).", "",
+        f"per fine-tune (a sample drawn per seed), seeds {', '.join(map(str, seeds))}; test: {n_test} questions of "
+        f"test.csv; CPU, {args.threads} thread(s); {seconds / 60:.1f} min wall time for this invocation (steps "
+        "found in --work are not redone).", "",
         f"Curation: confidence AUROC {detection:.3f} on the pool; Auto-Filter keeps {n_kept} rows at or above the "
         f"median ({thr.t_keep:.3f}), {kept_noise:.1%} of them noisy; "
         + (f"Auto-Correct: {len(fixes)} confident proposals, {fixed_right} equal to the clean answer."
            if args.correct else "Auto-Correct not used in this run (--correct adds it)."), "",
-        "| training data | rows | test accuracy |", "|---|---:|---:|"]
+        "| training data | rows | test accuracy (mean over seeds) | per seed |", "|---|---:|---:|---|"]
     for name in ("untuned", "noisy", "curated", "clean"):
-        r = results[name]
-        lines.append(f"| {name} | {r['rows']} | {r['acc']:.3f} |")
-    lines += ["", f"Share of the noisy-to-clean gap closed by curation: {closed:.2f}" if gap > 0 else
-              "", "Fine-tune loss (first step -> last step): " + ", ".join(
-                  f"{n} {results[n]['loss_first']:.3f} -> {results[n]['loss_last']:.3f}"
+        runs = results[name]
+        lines.append(f"| {name} | {runs[0]['rows']} | {mean[name]:.3f} | "
+                     + " / ".join(f"{r['acc']:.3f}" for r in runs) + " |")
+    lines += ["", (f"Share of the noisy-to-clean gap closed by curation (means): {closed:.2f}; per seed: "
+                   + ", ".join(f"{(c - n) / (k - n):.2f}" if k > n else "n/a" for n, c, k in per_seed))
+              if gap > 0 else "Clean did not beat noisy: no gap to close.",
+              "", "Fine-tune loss (first step -> last step, per seed): " + "; ".join(
+                  f"{n} " + ", ".join(f"{r['loss_first']:.3f} -> {r['loss_last']:.3f}" for r in results[n])
                   for n in ("noisy", "curated", "clean")), ""]
     metrics.write_markdown(args.out, lines)
 

@@ -105,9 +105,9 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
 
     used = {k: v for k, v in values.items() if k in fixed}
     n_syn = min(n_synthetic, len(rows))
-    cal = calibrate.label_free(rows, used, score_rows, n=n_syn, seed=config.seed)
+    cal = calibrate.label_free(rows, used, score_rows, n=n_syn, seed=config.seed, labels_only=nb.categorical)
     # Every measured signal (preset or not) in one label-free calibration: what the calibration makes of them all.
-    cal_all = calibrate.label_free(rows, values, score_rows, n=n_syn, seed=config.seed)
+    cal_all = calibrate.label_free(rows, values, score_rows, n=n_syn, seed=config.seed, labels_only=nb.categorical)
     rng = np.random.default_rng(0)
     y = data.is_bad
     results = [

@@ -130,14 +130,18 @@ def _norm(text: str) -> str:
     return " ".join(str(text).lower().split()).strip(" .")
 
 
-def make_corruptions(rows: Sequence[Any], n: int = 200, seed: int = 0, min_words_truncate: int = 6) -> list[dict]:
+def make_corruptions(rows: Sequence[Any], n: int = 200, seed: int = 0, min_words_truncate: int = 6,
+                     labels_only: Sequence[bool] | None = None) -> list[dict]:
     """Synthetic bad pairs: {"prompt", "response", "source_row", "kind"} dicts made from `n` sampled rows.
 
     Each sampled row gets its response swapped for another row's response with a different normalised text
     ("swap"); sampled rows whose response has at least `min_words_truncate` words also yield the response cut to
     its first 20-50 % of words ("truncate"); and every sampled row yields a run of words of its own prompt (its
     last user turn), as many words as its response has, as the response ("echo"; none when that run is the
-    response itself).
+    response itself). Rows marked in `labels_only` (their response is a class label: neighbors' categorical rows)
+    get the swap only: between labels a swap is exactly a label flip, the noise such data has, while an echo or a
+    cut label is a kind of noise it does not have, and fitting weights to catch it would pull them away from
+    the signals that catch flips (measured on fpb: AUROC 0.954 without echoes, 0.928 with them).
     """
     rng = np.random.default_rng(seed)
     responses = [str(_field(r, "response")) for r in rows]
@@ -145,6 +149,7 @@ def make_corruptions(rows: Sequence[Any], n: int = 200, seed: int = 0, min_words
     if len(set(norm)) < 2:
         raise CalibrationError("every response is the same text: no synthetic swaps can be made")
     out = []
+    only_swap = np.zeros(len(rows), bool) if labels_only is None else np.asarray(labels_only, dtype=bool)
     for i in rng.permutation(len(rows))[:n]:
         prompt = _field(rows[i], "prompt")
         for _ in range(50):
@@ -152,6 +157,8 @@ def make_corruptions(rows: Sequence[Any], n: int = 200, seed: int = 0, min_words
             if norm[j] != norm[i]:
                 out.append({"prompt": prompt, "response": responses[j], "source_row": int(i), "kind": "swap"})
                 break
+        if only_swap[i]:
+            continue
         words = responses[i].split()
         if len(words) >= min_words_truncate:
             keep = max(1, int(len(words) * rng.uniform(0.2, 0.5)))
@@ -179,15 +186,17 @@ def _echo(prompt: Any, n_words: int, rng: np.random.Generator) -> str:
 
 def label_free(rows: Sequence[Any], values: Mapping[str, np.ndarray],
                score_rows: Callable[[list[dict]], Mapping[str, np.ndarray]],
-               n: int = 200, seed: int = 0, min_each: int = 5) -> Calibration:
+               n: int = 200, seed: int = 0, min_each: int = 5,
+               labels_only: Sequence[bool] | None = None) -> Calibration:
     """Weights that separate synthetic corruptions of the dataset from the rows they were made from.
 
     rows: the dataset rows (mappings or objects with `prompt` and `response`); values: their signal values
     (signal -> array over all rows), as scored by the run; score_rows: scores a list of synthetic rows (dicts with
     prompt, response, source_row, kind) with the same signals, the dataset signal scored out-of-fold against the
     source row (neighbors.score_queries). Signals score_rows does not return count as missing for the synthetic rows.
+    labels_only: rows whose response is a class label (see make_corruptions).
     """
-    bad_rows = make_corruptions(rows, n=n, seed=seed)
+    bad_rows = make_corruptions(rows, n=n, seed=seed, labels_only=labels_only)
     if not bad_rows:
         raise CalibrationError("no synthetic corruptions could be made from this dataset")
     src = np.array([r["source_row"] for r in bad_rows])

@@ -286,7 +286,9 @@ def _calibrated_weights(records, values, weights, config, backend, fitted: dict)
 
     used = {k: v for k, v in values.items() if weights.get(k, 0) > 0}
     try:
-        cal = calibrate.label_free(records, used, score_rows, n=min(200, len(records)), seed=config.seed)
+        labels_only = fitted["neighbors"].labels >= 0 if "neighbors" in fitted else None
+        cal = calibrate.label_free(records, used, score_rows, n=min(200, len(records)), seed=config.seed,
+                                   labels_only=labels_only)
     except calibrate.CalibrationError:
         return weights
     return {k: float(v) for k, v in cal.weights.items()}

@@ -85,6 +85,12 @@ def test_corruptions_swap_to_a_different_answer_truncate_and_echo():
     for b in echoes:
         user = b["prompt"][-1]["content"].split()
         assert len(b["response"].split()) == 1 and b["response"] in user  # from the user turn, not the system one
+    # rows whose response is a class label get label flips only (no echo, no cut label)
+    mixed = long_rows + rows
+    flags = [False] * len(long_rows) + [True] * len(rows)
+    bad = calibrate.make_corruptions(mixed, n=len(mixed), labels_only=flags)
+    assert {b["kind"] for b in bad if flags[b["source_row"]]} == {"swap"}
+    assert {b["kind"] for b in bad if not flags[b["source_row"]]} == {"swap", "truncate", "echo"}
     with pytest.raises(CalibrationError):
         calibrate.make_corruptions([{"prompt": "a", "response": "same"}] * 5)
 
