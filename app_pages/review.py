@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from clear_core.errors import ClearError
+from clear_core.signals import REGISTRY
 from ui import queue, state, widgets
 
 BANDS = {"flagged": "Flagged", "review": "Review band", "drop": "Drop band", "keep": "Keep band", "all": "All rows"}
@@ -103,7 +104,7 @@ def show_row(row, thr, position: str) -> None:
     if isinstance(row["decision_text"], str) and row["decision_text"] not in (proposal, row["response"]):
         widgets.text_box(row["decision_text"], f"Current text ({row['decision']})")
     signals = {name: row[name] for name in ["confidence", *(c for c in row.index if c not in ROW_COLUMNS)]}
-    widgets.stat_strip(signals)
+    widgets.stat_strip(signals, {n: REGISTRY[n].description for n in signals if n in REGISTRY})
 
 
 def actions(ds_id: int, row, thr: dict, at_start: bool, at_end: bool, undecided_only: bool) -> None:

@@ -29,7 +29,12 @@ class InputErrors(ClearError):
     def __init__(self, errors: list[InputError]):
         self.errors = list(errors)
         first = self.errors[0].describe() if self.errors else "invalid input"
-        more = f" (and {len(self.errors) - 1} more bad rows; --skip-bad-rows imports the good ones)" if len(self.errors) > 1 else ""
+        if len(self.errors) > 1:
+            more = f" (and {len(self.errors) - 1} more bad rows; --skip-bad-rows imports the good ones)"
+        elif self.errors and self.errors[0].line is not None:
+            more = " (--skip-bad-rows imports the good rows)"
+        else:
+            more = ""
         super().__init__(first + more)
 
 

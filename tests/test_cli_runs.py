@@ -103,3 +103,19 @@ def test_errors_a_user_sees(cli_env, capsys):
     assert "no finished scoring run" in capsys.readouterr().err
     assert main(["runs", "cli", "--workspace", ws]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 1  # the header alone
+
+
+def test_score_a_file_with_a_bad_row(cli_env, capsys, tmp_path):
+    """One empty response: the error names file, line and field and says how to go on; with --skip-bad-rows the
+    good rows are scored and the bad one is listed."""
+    _, ws, model = cli_env
+    bad = tmp_path / "bad.csv"
+    bad.write_text("question,answer\n" + "".join(f"Is {i} even?,{'yes' if i % 2 == 0 else 'no'}\n" for i in range(12))
+                   + "Is 99 even?,\n", encoding="utf-8")
+    assert _score(bad, ws, model) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:14: field 'answer'" in err and "--skip-bad-rows" in err
+    assert _score(bad, ws, model, "--skip-bad-rows") == 0
+    captured = capsys.readouterr()
+    assert f"skipped {bad}:14: field 'answer'" in captured.err
+    assert "dataset 'bad': 12 rows" in captured.out and "run 1: done, 12 rows (0 failed)" in captured.out

@@ -79,9 +79,12 @@ def diff_boxes(old: str, new: str, old_label: str, new_label: str) -> None:
                      unsafe_allow_html=True)
 
 
-def stat_strip(values: dict) -> None:
-    """Small labelled numbers on one line (a row's signal values); NaN shows as a dash."""
-    cells = "".join(f"<div class='cs-stat'><span>{html.escape(str(k))}</span><b>"
+def stat_strip(values: dict, hints: dict | None = None) -> None:
+    """Small labelled numbers on one line (a row's signal values); NaN shows as a dash; hints[name] is shown
+    when the pointer rests on a number."""
+    hints = hints or {}
+    cells = "".join(f"<div class='cs-stat' title='{html.escape(hints.get(k, ''), quote=True)}'>"
+                    f"<span>{html.escape(str(k))}</span><b>"
                     f"{'—' if v is None or v != v else f'{float(v):.3f}'}</b></div>" for k, v in values.items())
     st.markdown(f"<div class='cs-stats'>{cells}</div>", unsafe_allow_html=True)
 

@@ -7,6 +7,7 @@ settings did not finish (killed, stopped, failed) resumes that run instead of st
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +25,8 @@ def register(subparsers, default_workspace: str) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="rows per batch (and per committed transaction)")
     p.add_argument("--name", default=None, help="dataset name when ingesting a FILE (default: the file's stem)")
     p.add_argument("--format", default="auto", help="input format when ingesting a FILE (default: auto)")
+    p.add_argument("--skip-bad-rows", action="store_true",
+                   help="when ingesting a FILE: import the good rows and list the bad ones")
     p.add_argument("--calibrate", default=None, choices=("synthetic", "none"),
                    help="label-free weight calibration at the end of the run (default: synthetic)")
     p.add_argument("--new", action="store_true", help="start a new run even if an unfinished one matches")
@@ -37,7 +40,7 @@ def run(args) -> int:
     config = preset_config(args.preset, model=args.model, batch_size=args.batch_size, limit=args.limit,
                            calibrate=args.calibrate)
     with Workspace.open(args.workspace) as ws:
-        info = ingest_if_file(ws, args.dataset, args.name, args.format)
+        info = ingest_if_file(ws, args.dataset, args.name, args.format, args.skip_bad_rows)
         unfinished = None if args.new else find_unfinished(ws, info.id, config)
         from .. import pipeline
         from ..backends import load_backend
@@ -57,13 +60,15 @@ def run(args) -> int:
     return 0
 
 
-def ingest_if_file(ws, name_or_file: str, name: str | None = None, fmt: str = "auto"):
+def ingest_if_file(ws, name_or_file: str, name: str | None = None, fmt: str = "auto", skip_bad_rows: bool = False):
     """The dataset named `name_or_file`, or the file of that path ingested (again a no-op when unchanged)."""
     path = Path(name_or_file)
     if path.is_file():
         from ..formats import read_dataset
 
-        result = read_dataset(str(path), format=fmt)
+        result = read_dataset(str(path), format=fmt, skip_bad_rows=skip_bad_rows)
+        for error in result.errors:
+            print(f"skipped {error.describe()}", file=sys.stderr)
         info = ws.add_dataset(name or path.stem, result)
         print(f"dataset '{info.name}': {info.n_rows} rows from {path}", flush=True)
         return info
