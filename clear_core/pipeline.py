@@ -26,6 +26,7 @@ from .config import ScoreConfig
 from .errors import Cancelled, ClearError
 
 ROWS, DATASET = "rows", "dataset"
+CALIBRATION = "calibration"  # a progress stage inside `dataset`: the synthetic rows scored for the weights
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,9 @@ def _dataset_stage(ws, run, config: ScoreConfig, backend, progress) -> None:
     frames, fitted = _dataset_signals(ws, run, config, rows, records, values)
     weights = {k: float(v) for k, v in config.weights.items() if k in values}
     if config.calibrate == "synthetic" and len(rows) >= 8:
-        weights = _calibrated_weights(records, values, weights, config, backend, fitted)
+        weights = _calibrated_weights(records, values, weights, config, backend, fitted,
+                                      lambda done, total, here, t0: _report(progress, run.id, CALIBRATION, done,
+                                                                            total, here, t0))
     conf = _combine(values, weights)
     frames.append(pd.DataFrame({"row_idx": rows, "signal": "confidence", "value": conf, "raw": conf}))
     # The weights go in first: if the process dies before the commit below, the dataset stage is simply redone.
@@ -254,16 +257,17 @@ def _combine(values, weights):
     return combine.confidence(values, weights)
 
 
-def _calibrated_weights(records, values, weights, config, backend, fitted: dict) -> dict:
+def _calibrated_weights(records, values, weights, config, backend, fitted: dict, report=None) -> dict:
     """Label-free weights from synthetic corruptions; the fixed weights when they cannot be fitted.
 
     fitted: the fitted dataset-signal models by name, which score the synthetic rows out-of-fold against the rows
-    they were made from."""
+    they were made from. report(done, total, done_here, t0) follows the synthetic rows as they are scored."""
     from . import calibrate, scoring
     from .signals import form, likelihood, neighbors
 
     def score_rows(bad_rows: list[dict]) -> dict:
         out: dict[str, list] = {}
+        t0 = time.perf_counter()
         for start in range(0, len(bad_rows), config.batch_size):
             part = bad_rows[start:start + config.batch_size]
             # Synthetic rows get negative ids so that they can never be mistaken for dataset rows.
@@ -282,6 +286,8 @@ def _calibrated_weights(records, values, weights, config, backend, fitted: dict)
                 out.setdefault("likelihood_rel", []).append(likelihood.relative_queries(
                     fitted["likelihood_rel"], np.asarray(result.raw["likelihood"], dtype=float), result.prompt_emb,
                     sources))
+            if report is not None:
+                report(start + len(part), len(bad_rows), start + len(part), t0)
         return {k: np.concatenate(v) for k, v in out.items()}
 
     used = {k: v for k, v in values.items() if weights.get(k, 0) > 0}

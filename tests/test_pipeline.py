@@ -51,6 +51,9 @@ def test_run_scores_every_row_once(small_workspace, tiny_backend):
     assert all(p.total == 48 for p in rows) and rows[-1].rows_per_s > 0 and rows[-1].eta_s == 0
     assert rows[1].eta_s == pytest.approx((48 - 8) / rows[1].rows_per_s)
     assert seen[-1].stage == "dataset" and seen[-1].done == seen[-1].total
+    # The label-free calibration reports the synthetic rows it scores, up to their total.
+    cal = [p for p in seen if p.stage == "calibration"]
+    assert cal and cal[-1].done == cal[-1].total > 0 and [p.done for p in cal] == sorted(p.done for p in cal)
 
 
 def test_cancel_then_resume_equals_uninterrupted(small_workspace, tiny_backend):

@@ -109,11 +109,16 @@ def run_progress(progress, phase: str) -> None:
     if progress is None:
         st.progress(0.0, text=f"{phase.capitalize()}…")
         return
-    if getattr(progress, "stage", "rows") == "dataset":
+    stage = getattr(progress, "stage", "rows")
+    if stage == "dataset":
         st.progress(1.0 if progress.done else 0.99, text="Every row is scored; now the whole-dataset stage: "
                                                            "neighbours, weight calibration and confidence…")
         return
     done, total = int(progress.done), max(int(progress.total), 1)
+    if stage == "calibration":
+        st.progress(min(done / total, 1.0), text=f"Fitting the weights: {done:,} / {total:,} synthetic bad rows "
+                                                 "(swapped, cut short, echoing the prompt) scored")
+        return
     eta = getattr(progress, "eta_s", None)
     left = "" if eta is None or eta != eta else f" · {_duration(eta)} left"
     rate = getattr(progress, "rows_per_s", 0.0) or 0.0
