@@ -278,3 +278,10 @@ def _current_row(at: AppTest) -> int:
         if found:
             return int(found.group(1))
     raise AssertionError("no row shown")
+
+
+def test_signal_numbers_keep_small_probabilities_readable():
+    from ui.widgets import _number
+
+    assert [_number(v) for v in (None, float("nan"), 0.0, 0.5, 7.3e-05, 1.0)] == \
+        ["—", "—", "0.000", "0.500", "7.3e-05", "1.000"]

@@ -85,8 +85,17 @@ def stat_strip(values: dict, hints: dict | None = None) -> None:
     hints = hints or {}
     cells = "".join(f"<div class='cs-stat' title='{html.escape(hints.get(k, ''), quote=True)}'>"
                     f"<span>{html.escape(str(k))}</span><b>"
-                    f"{'—' if v is None or v != v else f'{float(v):.3f}'}</b></div>" for k, v in values.items())
+                    f"{_number(v)}</b></div>" for k, v in values.items())
     st.markdown(f"<div class='cs-stats'>{cells}</div>", unsafe_allow_html=True)
+
+
+def _number(v) -> str:
+    """A signal value for display: three decimals, or two significant digits below 0.001 (a geometric-mean
+    probability of a short answer is often 1e-5, which three decimals would show as 0.000); NaN as a dash."""
+    if v is None or v != v:
+        return "—"
+    v = float(v)
+    return f"{v:.1e}" if 0 < abs(v) < 0.001 else f"{v:.3f}"
 
 
 def chip(band: str) -> str:
