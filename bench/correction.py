@@ -47,7 +47,7 @@ def clean_answers(name: str, data, benchmarks, sample_dir, limit) -> list[str | 
     if col is None:
         return [None] * len(data.rows)
     clean = dict(zip(labels["id"], labels[col]))
-    return [clean.get(r["id"]) if not bad else r["response"] for r, bad in zip(data.rows, data.is_bad)]
+    return [clean.get(r["id"]) if bad else r["response"] for r, bad in zip(data.rows, data.is_bad)]
 
 
 def robustft_rule(backend, data, batch: int = 8, max_new_tokens: int = 64, log=print) -> np.ndarray:
