@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -16,6 +15,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from app_helpers import close_app_workspace, shown_row  # noqa: E402
 
 SAMPLE = ROOT / "sample_data" / "demo.jsonl"
 N_SCORED = 24
@@ -41,14 +42,6 @@ def finish_job(at: AppTest, ws_path: str, timeout: float = 420) -> None:
     at.run()
     at.run()
     assert not at.exception
-
-
-def shown_row(at: AppTest) -> int:
-    for m in at.markdown:
-        found = re.search(r"\*\*Row (\d+)\*\*", m.value)
-        if found:
-            return int(found.group(1))
-    raise AssertionError("the Review page shows no row")
 
 
 def test_load_score_review_export(tmp_path, monkeypatch, tiny_model_dir):
@@ -124,16 +117,7 @@ def test_load_score_review_export(tmp_path, monkeypatch, tiny_model_dir):
         assert not at.exception and not at.error
         preview = int(next(m for m in at.metric if m.label == "Rows in the file").value.replace(",", ""))
     finally:
-        from ui import jobs
-
-        job = jobs.current(ws_path)
-        if job is not None:
-            job.cancel.set()
-            jobs.wait(job, 60)
-        try:
-            state.workspace(ws_path).close()
-        finally:
-            state.workspace.clear()
+        close_app_workspace(ws_path)
 
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     by_id = {r["id"]: r for r in rows}
@@ -194,14 +178,7 @@ def test_stop_and_resume_a_run(tmp_path, monkeypatch, tiny_model_dir):
         assert ws.get_run(run.id).status == "done"
         assert len(ws.scores_wide(run.id, ["confidence"]).dropna()) == 64
     finally:
-        job = jobs.current(ws_path)
-        if job is not None:
-            job.cancel.set()
-            jobs.wait(job, 60)
-        try:
-            state.workspace(ws_path).close()
-        finally:
-            state.workspace.clear()
+        close_app_workspace(ws_path)
 
 
 def test_serve_loads_the_sample_once_and_runs_the_app(tmp_path, monkeypatch):

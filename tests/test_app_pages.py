@@ -14,22 +14,13 @@ if str(ROOT) not in sys.path:
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from app_helpers import close_app_workspace, shown_row  # noqa: E402
 from bench.ui_latency import make_dataset, write_fake_run  # noqa: E402
 from clear_core.store import Workspace  # noqa: E402
 
 PAGES = {"Data & Scoring": "app_pages/data.py", "Explore": "app_pages/explore.py", "Review": "app_pages/review.py",
          "Export": "app_pages/export.py"}
 PAYLOAD = "<b>bold</b><script>alert(1)</script>"
-
-
-def close_app_workspace(path: str) -> None:
-    """Close the Workspace the app cached for `path` (the app keeps one per process)."""
-    from ui import state
-
-    try:
-        state.workspace(path).close()
-    finally:
-        state.workspace.clear()
 
 
 @pytest.fixture
@@ -113,13 +104,13 @@ def test_review_buttons_write_decisions(scored):
     open_page(at, "Review")
     ws = app_ws(scored["path"])
     ds_id = ws.get_dataset("small").id
-    first = _current_row(at)
+    first = shown_row(at)
     at.button(key="act_keep").click().run()
     assert not at.exception
     decided = ws.current_decisions(ds_id)
     assert decided.set_index("row_idx").loc[first, "action"] == "keep"
     assert decided.set_index("row_idx").loc[first, "reviewer"] == "ana"
-    second = _current_row(at)
+    second = shown_row(at)
     assert second != first  # "undecided only": the kept row left the queue
     at.button(key="act_drop").click().run()
     assert ws.current_decisions(ds_id).set_index("row_idx").loc[second, "action"] == "drop"
@@ -129,14 +120,14 @@ def test_review_buttons_write_decisions(scored):
     assert first in set(ws.current_decisions(ds_id)["row_idx"])
     # accept a proposed fix: the stored text is the proposal
     at.selectbox(key="f_prop").set_value("yes").run()
-    row = _current_row(at)
+    row = shown_row(at)
     proposal = ws.review_queue(ds_id, scored["run_id"], band="all", limit=100).set_index("row_idx").loc[row,
                                                                                                        "proposal"]
     at.button(key="act_accept").click().run()
     got = ws.current_decisions(ds_id).set_index("row_idx").loc[row]
     assert (got["action"], got["text"]) == ("accept", proposal)
     # edit: the text area is prefilled, the saved text is what was typed
-    row = _current_row(at)
+    row = shown_row(at)
     at.button(key="act_edit").click().run()
     at.text_area(key=f"edit_{row}").set_value("a better answer").run()
     at.button(key="save_edit").click().run()
@@ -148,11 +139,11 @@ def test_review_buttons_write_decisions(scored):
 
 def test_a_second_session_sees_decisions_at_once(scored):
     a, b = open_page(app().run(), "Review"), open_page(app().run(), "Review")
-    row = _current_row(a)
-    assert _current_row(b) == row  # both start at the least trustworthy undecided row
+    row = shown_row(a)
+    assert shown_row(b) == row  # both start at the least trustworthy undecided row
     b.button(key="act_keep").click().run()
     a.run()
-    assert _current_row(a) != row  # a skips the row b just decided, without reloading anything by hand
+    assert shown_row(a) != row  # a skips the row b just decided, without reloading anything by hand
     assert "Reviewed 1 of" in a.get("progress")[0].proto.text
 
 
@@ -168,12 +159,12 @@ def test_queue_follows_the_store_order_across_windows(scored, monkeypatch):
     seen = []
     at.button(key="act_next").click().run()  # skip the first row: it stays undecided and comes back later
     for _ in range(7):
-        seen.append(_current_row(at))
+        seen.append(shown_row(at))
         at.button(key="act_drop").click().run()
         assert not at.exception
     assert seen == expected[1:8]
     at.button(key="act_prev").click().run()  # back to the skipped row, past the windows read since
-    assert _current_row(at) == expected[0]
+    assert shown_row(at) == expected[0]
     assert set(ws.current_decisions(ds_id)["row_idx"]) == set(expected[1:8])
 
 
@@ -268,16 +259,6 @@ def test_bad_upload_lists_bad_rows_and_can_skip_them(tmp_path, monkeypatch):
     finally:
         close_app_workspace(path)
 
-
-def _current_row(at: AppTest) -> int:
-    """The row shown on the Review page (from its header line)."""
-    import re
-
-    for m in at.markdown:
-        found = re.search(r"\*\*Row (\d+)\*\*", m.value)
-        if found:
-            return int(found.group(1))
-    raise AssertionError("no row shown")
 
 
 def test_signal_numbers_keep_small_probabilities_readable():
