@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import datasets, metrics  # noqa: E402
-from bench.downstream import _progress, ingest_rows, scored_run  # noqa: E402
+from bench.downstream import corrected_run, ingest_rows, scored_run  # noqa: E402
 
 COT_SUFFIX = "\nThink step by step, then end with \"Answer: <letter>\"."
 
@@ -83,22 +83,14 @@ def _letter(text: str, letters: str) -> str | None:
 def evaluate(name, data, clean, ws, backend, args, log) -> dict:
     from clear_core import filtering
     from clear_core.config import CorrectConfig, preset_config
-    from clear_core.correct import JUDGE_METHOD, JUDGE_SIGNALS, resume as resume_correction, run_correction, same_answer
+    from clear_core.correct import JUDGE_SIGNALS, same_answer
 
     info = ingest_rows(ws, f"{name}-{len(data.rows)}", data.rows)
     run_id = scored_run(ws, info, preset_config("fast", model=args.model, batch_size=16), backend, log)
     thr = filtering.run_thresholds(ws, run_id, eta=args.eta)
     idx, conf = filtering.run_confidence(ws, run_id)
-    runs = [r for r in ws.list_runs(info.id) if r.kind == "correct" and r.config.get("score_run") == run_id
-            and r.config.get("eta") == args.eta and r.config.get("judge") == JUDGE_METHOD]
-    if runs:
-        cid = runs[-1].id
-        if runs[-1].status != "done":
-            resume_correction(ws, cid, backend=backend, progress=_progress(log))
-    else:
-        log(f"  correcting {int((conf < thr.t_keep).sum())} rows of {name} below t_keep = {thr.t_keep:.3f}")
-        cid = run_correction(ws, info.id, CorrectConfig(eta=args.eta, max_new_tokens=args.max_new_tokens),
-                             score_run=run_id, thresholds=thr, backend=backend, progress=_progress(log))
+    cid = corrected_run(ws, info, run_id, CorrectConfig(eta=args.eta, max_new_tokens=args.max_new_tokens), thr,
+                        backend, log)
     props = ws.proposals(cid)
     parts = ws.scores_wide(cid)
     for col in JUDGE_SIGNALS:

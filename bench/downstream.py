@@ -62,6 +62,22 @@ def scored_run(ws, info, config, backend, log=print) -> int:
     return pipeline.run_scoring(ws, info.id, config, backend=backend, progress=_progress(log))
 
 
+def corrected_run(ws, info, score_run: int, config, thresholds, backend, log=print) -> int:
+    """A finished correction run of `score_run` with this CorrectConfig: the cached one, a resumed one, or a new one."""
+    from clear_core.correct import JUDGE_METHOD, resume, run_correction
+
+    wanted = {**json.loads(config.to_json()), "score_run": score_run, "judge": JUDGE_METHOD}
+    for run in reversed(ws.list_runs(info.id)):
+        if run.kind == "correct" and all(run.config.get(k) == v for k, v in wanted.items()):
+            if run.status != "done":
+                log(f"  resuming correction run {run.id}")
+                resume(ws, run.id, backend=backend, progress=_progress(log))
+            return run.id
+    log(f"  correcting the rows of {info.name} below t_keep = {thresholds.t_keep:.3f}")
+    return run_correction(ws, info.id, config, score_run=score_run, thresholds=thresholds, backend=backend,
+                          progress=_progress(log))
+
+
 def _progress(log):
     last = [0.0]
 
@@ -109,16 +125,7 @@ def curated(ws, info, run_id: int, rows: list[dict], correct: bool, backend, log
     kept = [int(i) for i, c in zip(idx, conf) if c >= thr.t_keep]
     fixes: dict[int, str] = {}
     if correct:
-        from clear_core.correct import resume as resume_correction, run_correction
-        done = [r for r in ws.list_runs(info.id) if r.kind == "correct" and r.config.get("score_run") == run_id]
-        if done:
-            cid = done[-1].id
-            if done[-1].status != "done":
-                resume_correction(ws, cid, backend=backend, progress=_progress(log))
-        else:
-            log(f"  correcting {int((conf < thr.t_keep).sum())} rows below t_keep = {thr.t_keep:.3f}")
-            cid = run_correction(ws, info.id, CorrectConfig(max_new_tokens=8), score_run=run_id, thresholds=thr,
-                                 backend=backend, progress=_progress(log))
+        cid = corrected_run(ws, info, run_id, CorrectConfig(max_new_tokens=8), thr, backend, log)
         props = ws.proposals(cid)
         fixes = {int(r): c for r, c, ok in zip(props["row_idx"], props["candidate"], props["confident"].fillna(False))
                  if ok}
