@@ -77,37 +77,31 @@ def score_cached(backend, rows: list[dict], config, cache: Path, label: str) -> 
 
 def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: int) -> list[tuple[str, dict]]:
     from clear_core import calibrate
-    from clear_core.signals import combine, form, likelihood, neighbors
+    from clear_core.signals import DATASET_SIGNALS, combine, dataset
 
     rows = data.rows
     key = _key(name, rows, config, backend.dtype)
     scored = score_cached(backend, rows, config, cache_root / key / "rows", name)
     values = {k[2:]: scored[k] for k in scored if k.startswith("v_")}
-    responses = [r["response"] for r in rows]
-    nb_model, nb = neighbors.fit(scored["prompt_emb"], scored["response_emb"], responses)
-    values["neighbors"] = nb.values
-    form_model, values["form"], _ = form.fit(scored["prompt_emb"], [r["prompt"] for r in rows], responses)
-    rel_model, values["likelihood_rel"] = likelihood.fit_relative(scored["r_likelihood"], scored["prompt_emb"])
+    fitted = dataset.fit(DATASET_SIGNALS, scored["prompt_emb"], scored["response_emb"], [r["prompt"] for r in rows],
+                         [r["response"] for r in rows], scored["r_likelihood"])
+    values.update(fitted.values)
     fixed = {k: float(w) for k, w in config.weights.items() if k in values}
 
     def score_rows(bad_rows: list[dict]) -> dict[str, np.ndarray]:
         tag = hashlib.sha256(json.dumps([[r["prompt"], r["response"]] for r in bad_rows]).encode()).hexdigest()[:10]
         out = score_cached(backend, bad_rows, config, cache_root / key / f"synthetic-{tag}", f"{name} synthetic")
         res = {k[2:]: out[k] for k in out if k.startswith("v_")}
-        res["neighbors"] = neighbors.score_queries(nb_model, out["prompt_emb"], out["response_emb"],
-                                                   [r["response"] for r in bad_rows],
-                                                   [r["source_row"] for r in bad_rows])
-        res["form"] = form.score_queries(form_model, out["prompt_emb"], [r["prompt"] for r in bad_rows],
-                                         [r["response"] for r in bad_rows], [r["source_row"] for r in bad_rows])
-        res["likelihood_rel"] = likelihood.relative_queries(rel_model, out["r_likelihood"], out["prompt_emb"],
-                                                            [r["source_row"] for r in bad_rows])
+        res.update(dataset.score_queries(fitted, out["prompt_emb"], out["response_emb"],
+                                         [r["prompt"] for r in bad_rows], [r["response"] for r in bad_rows],
+                                         [r["source_row"] for r in bad_rows], out["r_likelihood"]))
         return res
 
     used = {k: v for k, v in values.items() if k in fixed}
     n_syn = min(n_synthetic, len(rows))
-    cal = calibrate.label_free(rows, used, score_rows, n=n_syn, seed=config.seed, labels_only=nb.categorical)
+    cal = calibrate.label_free(rows, used, score_rows, n=n_syn, seed=config.seed, labels_only=fitted.labels_only)
     # Every measured signal (preset or not) in one label-free calibration: what the calibration makes of them all.
-    cal_all = calibrate.label_free(rows, values, score_rows, n=n_syn, seed=config.seed, labels_only=nb.categorical)
+    cal_all = calibrate.label_free(rows, values, score_rows, n=n_syn, seed=config.seed, labels_only=fitted.labels_only)
     rng = np.random.default_rng(0)
     y = data.is_bad
     results = [
@@ -120,7 +114,7 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
         results.append((f"signal: {sig}", metrics.report(np.where(ok, v, np.nanmean(v)), y)))
     results.append(("baseline: random", metrics.report(rng.random(len(y)), y)))
     results.append(("baseline: likelihood only", metrics.report(values["likelihood"], y)))
-    info = {"n": len(y), "bad": int(y.sum()), "categorical_rows": int(nb.categorical.sum()),
+    info = {"n": len(y), "bad": int(y.sum()), "categorical_rows": int(fitted.labels_only.sum()),
             "calibrated_weights": {k: round(w, 3) for k, w in cal.weights.items()},
             "synthetic_auroc": {k: round(a, 3) for k, a in cal_all.auroc.items()}, "synthetic_kinds": cal.kinds,
             "calibrated_weights_all_signals": {k: round(w, 3) for k, w in cal_all.weights.items()}}
@@ -130,7 +124,7 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
 
 def print_table(name: str, results: list[tuple[str, dict]]) -> None:
     print(f"\n## {name}")
-    print(f"| method | AUROC | P@k | R@k | P@median | R@median |\n|---|---|---|---|---|---|")
+    print("| method | AUROC | P@k | R@k | P@median | R@median |\n|---|---|---|---|---|---|")
     for method, r in results:
         print(f"| {method} | {r['auroc']:.3f} | {r['p_at_k']:.3f} | {r['r_at_k']:.3f} | "
               f"{r['p_median']:.3f} | {r['r_median']:.3f} |", flush=True)

@@ -3,8 +3,9 @@
 A scoring run has two stages. `rows`: the pending rows go through `scoring.score_batch` in batches, and each
 batch's values, raw values, embeddings and per-row errors are committed with `ws.commit_batch` in ONE
 transaction, so `row_status` always says exactly which rows are done. `dataset`: once every row is done, the
-dataset-level signals (`neighbors`, `form`, `likelihood_rel`), the label-free calibration of the weights and `confidence` (in [0, 1], higher =
-more trustworthy) are computed over all rows and committed in one transaction. A run killed at any moment (even
+dataset-level signals (`neighbors`, `form`, `likelihood_rel`: `signals.dataset`), the label-free calibration of
+the weights and `confidence` (in [0, 1], higher = more trustworthy) are computed over all rows and committed in one
+transaction. A run killed at any moment (even
 SIGKILL) starts again from `row_status`: no row is computed twice, none is lost.
 
 Stopping: `cancel` (a threading.Event, the app's stop button) is checked between batches; Ctrl-C interrupts the
@@ -218,37 +219,24 @@ def _dataset_stage(ws, run, config: ScoreConfig, backend, progress) -> None:
     _report(progress, run.id, DATASET, 1, 1, 1, time.perf_counter())
 
 
-def _dataset_signals(ws, run, config: ScoreConfig, rows, records, values: dict) -> tuple[list, dict]:
+def _dataset_signals(ws, run, config: ScoreConfig, rows, records, values: dict) -> tuple[list, object]:
     """Fit the dataset signals of config.signals over the scored rows; adds their values to `values`.
 
-    Returns (score frames to commit, fitted models by signal name for scoring calibration's synthetic rows)."""
-    from .signals import DATASET_SIGNALS
+    Returns (score frames to commit, the `signals.dataset.DatasetFit` that scores calibration's synthetic rows)."""
+    from .signals import DATASET_SIGNALS, dataset
 
     wanted = [s for s in DATASET_SIGNALS if s in config.signals]
-    frames, fitted = [], {}
     if not wanted or len(rows) < 2:
-        return frames, fitted
+        return [], dataset.DatasetFit()
     prompt_emb, response_emb = _embeddings(ws, run.id, rows)
-    responses = [r["response"] for r in records]
-
-    def add(name, vals, raw):
-        values[name] = np.asarray(vals, dtype=float)
-        frames.append(pd.DataFrame({"row_idx": rows, "signal": name, "value": values[name],
-                                    "raw": np.asarray(raw, dtype=float)}))
-
-    if "neighbors" in wanted:
-        from .signals import neighbors
-        fitted["neighbors"], nb = neighbors.fit(prompt_emb, response_emb, responses)
-        add("neighbors", nb.values, nb.raw)
-    if "form" in wanted:
-        from .signals import form
-        fitted["form"], vals, raw = form.fit(prompt_emb, [r["prompt"] for r in records], responses)
-        add("form", vals, raw)
+    raw_likelihood = None
     if "likelihood_rel" in wanted and "likelihood" in values:
-        from .signals import likelihood
-        raw_mean = ws.scores_wide(run.id, ["likelihood"], raw=True)["likelihood"].to_numpy(dtype=float)
-        fitted["likelihood_rel"], vals = likelihood.fit_relative(raw_mean, prompt_emb)
-        add("likelihood_rel", vals, vals)
+        raw_likelihood = ws.scores_wide(run.id, ["likelihood"], raw=True)["likelihood"].to_numpy(dtype=float)
+    fitted = dataset.fit(wanted, prompt_emb, response_emb, [r["prompt"] for r in records],
+                         [r["response"] for r in records], raw_likelihood)
+    values.update(fitted.values)
+    frames = [pd.DataFrame({"row_idx": rows, "signal": name, "value": vals, "raw": fitted.raw[name]})
+              for name, vals in fitted.values.items()]
     return frames, fitted
 
 
@@ -257,13 +245,13 @@ def _combine(values, weights):
     return combine.confidence(values, weights)
 
 
-def _calibrated_weights(records, values, weights, config, backend, fitted: dict, report=None) -> dict:
+def _calibrated_weights(records, values, weights, config, backend, fitted, report=None) -> dict:
     """Label-free weights from synthetic corruptions; the fixed weights when they cannot be fitted.
 
-    fitted: the fitted dataset-signal models by name, which score the synthetic rows out-of-fold against the rows
-    they were made from. report(done, total, done_here, t0) follows the synthetic rows as they are scored."""
+    fitted: the dataset signals' `DatasetFit`, which scores the synthetic rows out-of-fold against the rows they
+    were made from. report(done, total, done_here, t0) follows the synthetic rows as they are scored."""
     from . import calibrate, scoring
-    from .signals import form, likelihood, neighbors
+    from .signals import dataset
 
     def score_rows(bad_rows: list[dict]) -> dict:
         out: dict[str, list] = {}
@@ -273,28 +261,19 @@ def _calibrated_weights(records, values, weights, config, backend, fitted: dict,
             # Synthetic rows get negative ids so that they can never be mistaken for dataset rows.
             tuples = [(-(start + i) - 1, r["prompt"], r["response"]) for i, r in enumerate(part)]
             result = scoring.score_batch(backend, tuples, config)
-            for name, v in result.values.items():
+            queried = dataset.score_queries(fitted, result.prompt_emb, result.response_emb,
+                                            [r["prompt"] for r in part], [r["response"] for r in part],
+                                            [r["source_row"] for r in part], result.raw.get("likelihood"))
+            for name, v in {**result.values, **queried}.items():
                 out.setdefault(name, []).append(np.asarray(v, dtype=float))
-            responses, sources = [r["response"] for r in part], [r["source_row"] for r in part]
-            if "neighbors" in fitted:
-                out.setdefault("neighbors", []).append(neighbors.score_queries(
-                    fitted["neighbors"], result.prompt_emb, result.response_emb, responses, sources))
-            if "form" in fitted:
-                out.setdefault("form", []).append(form.score_queries(
-                    fitted["form"], result.prompt_emb, [r["prompt"] for r in part], responses, sources))
-            if "likelihood_rel" in fitted and "likelihood" in result.raw:
-                out.setdefault("likelihood_rel", []).append(likelihood.relative_queries(
-                    fitted["likelihood_rel"], np.asarray(result.raw["likelihood"], dtype=float), result.prompt_emb,
-                    sources))
             if report is not None:
                 report(start + len(part), len(bad_rows), start + len(part), t0)
         return {k: np.concatenate(v) for k, v in out.items()}
 
     used = {k: v for k, v in values.items() if weights.get(k, 0) > 0}
     try:
-        labels_only = fitted["neighbors"].labels >= 0 if "neighbors" in fitted else None
         cal = calibrate.label_free(records, used, score_rows, n=min(200, len(records)), seed=config.seed,
-                                   labels_only=labels_only)
+                                   labels_only=fitted.labels_only)
     except calibrate.CalibrationError:
         return weights
     return {k: float(v) for k, v in cal.weights.items()}

@@ -74,3 +74,22 @@ def test_registry_and_length_checks():
         form.compute(np.zeros((3, 4)), ["a", "b"], ["x", "y", "z"])
     with pytest.raises(ValueError, match="at least 2"):
         form.compute(np.zeros((1, 4)), ["a"], ["x"])
+
+
+def test_dataset_signals_fit_and_query_together():
+    """signals.dataset fits the wanted dataset signals at once; a query that is its own source row scores like it
+    (form, likelihood_rel), and likelihood_rel is left out without raw likelihoods."""
+    from clear_core.signals import dataset
+
+    emb, prompts, responses = _clusters()
+    raw = np.linspace(-3, -1, len(responses))
+    fitted = dataset.fit(("neighbors", "form", "likelihood_rel"), emb, emb, prompts, responses, raw)
+    assert list(fitted.values) == ["neighbors", "form", "likelihood_rel"]
+    assert fitted.labels_only is not None and len(fitted.labels_only) == len(responses)
+    q = dataset.score_queries(fitted, emb[[2, 14]], emb[[2, 14]], [prompts[2], prompts[14]],
+                              [responses[2], responses[14]], [2, 14], raw[[2, 14]])
+    assert set(q) == {"neighbors", "form", "likelihood_rel"}
+    np.testing.assert_allclose(q["form"], fitted.values["form"][[2, 14]])
+    np.testing.assert_allclose(q["likelihood_rel"], fitted.values["likelihood_rel"][[2, 14]])
+    assert "likelihood_rel" not in dataset.fit(("form", "likelihood_rel"), emb, emb, prompts, responses).values
+    assert dataset.fit(("form",), emb, emb, prompts, responses).labels_only is None

@@ -49,7 +49,7 @@ def run(args) -> int:
         backend = load_backend(config.model)
         if not args.quiet:
             print(f"model {backend.name} ({backend.n_params / 1e6:.0f}M params) on {backend.device}, "
-                  f"{getattr(backend, 'dtype', '?')}; preset {config.preset}", flush=True)
+                  f"{backend.dtype}; preset {config.preset}", flush=True)
         with ProgressBar(args.quiet) as bar:
             if unfinished is not None:
                 print(f"resuming run {unfinished.id} of dataset '{info.name}'", flush=True)
