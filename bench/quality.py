@@ -51,38 +51,68 @@ def _key(data_name: str, rows: list[dict], config, dtype: str) -> str:
     return f"{data_name.replace('/', '_').replace(':', '_')}-{config.model}-{dtype}-{len(rows)}-{digest}"
 
 
-def score_cached(backend, rows: list[dict], config, cache: Path, label: str) -> dict[str, np.ndarray]:
-    """Row signals, embeddings of `rows` (score_batch in chunks; each chunk cached as it finishes)."""
-    from clear_core import scoring
-
+def cached_chunks(n: int, cache: Path, label: str, compute) -> dict[str, np.ndarray]:
+    """compute(start, stop) -> {name: array} over rows start..stop-1, CHUNK rows at a time, each chunk cached as
+    it finishes (an interrupted run goes on where it stopped); the chunks' arrays concatenated."""
     cache.mkdir(parents=True, exist_ok=True)
     parts, t0, done = [], time.perf_counter(), 0
-    for start in range(0, len(rows), CHUNK):
+    for start in range(0, n, CHUNK):
         path = cache / f"chunk_{start:06d}.npz"
         if not path.exists():
-            part = rows[start:start + CHUNK]
-            res = scoring.score_batch(backend, [(start + i, r["prompt"], r["response"]) for i, r in enumerate(part)],
-                                      scoring_config(config))
-            arrays = {f"v_{k}": v for k, v in res.values.items()}
-            arrays.update({f"r_{k}": v for k, v in res.raw.items()})
-            np.savez(path.with_suffix(".tmp.npz"), prompt_emb=res.prompt_emb, response_emb=res.response_emb, **arrays)
+            stop = min(start + CHUNK, n)
+            np.savez(path.with_suffix(".tmp.npz"), **compute(start, stop))
             path.with_suffix(".tmp.npz").replace(path)
-            done += len(part)
+            done += stop - start
             rate = done / (time.perf_counter() - t0)
-            print(f"  {label}: {start + len(part)}/{len(rows)} rows ({rate:.1f} rows/s)", file=sys.stderr, flush=True)
+            print(f"  {label}: {stop}/{n} rows ({rate:.1f} rows/s)", file=sys.stderr, flush=True)
         with np.load(path) as z:
             parts.append({k: z[k] for k in z.files})
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
+def score_cached(backend, rows: list[dict], config, cache: Path, label: str) -> dict[str, np.ndarray]:
+    """Row signals (v_*, r_*) and embeddings of `rows` (score_batch in chunks, cached)."""
+    from clear_core import scoring
+
+    def compute(start, stop):
+        res = scoring.score_batch(backend, [(i, rows[i]["prompt"], rows[i]["response"]) for i in range(start, stop)],
+                                  scoring_config(config))
+        arrays = {f"v_{k}": v for k, v in res.values.items()}
+        arrays.update({f"r_{k}": v for k, v in res.raw.items()})
+        return dict(prompt_emb=res.prompt_emb, response_emb=res.response_emb, **arrays)
+
+    return cached_chunks(len(rows), cache, label, compute)
+
+
+def context_cached(backend, rows: list[dict], source_rows, index, dataset_rows: list[dict], config, cache: Path,
+                   label: str) -> dict[str, np.ndarray]:
+    """likelihood_ctx (v_*, r_*) of `rows`, each after the worked examples of dataset row source_rows[i]."""
+    from clear_core import scoring
+
+    def lookup(ids):
+        return {i: (dataset_rows[i]["prompt"], dataset_rows[i]["response"]) for i in ids}
+
+    def compute(start, stop):
+        res = scoring.score_context(backend, [(i, rows[i]["prompt"], rows[i]["response"]) for i in range(start, stop)],
+                                    source_rows[start:stop], index, lookup, config)
+        return {**{f"v_{k}": v for k, v in res.values.items()}, **{f"r_{k}": v for k, v in res.raw.items()}}
+
+    return cached_chunks(len(rows), cache, label, compute)
+
+
 def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: int) -> list[tuple[str, dict]]:
     from clear_core import calibrate
-    from clear_core.signals import DATASET_SIGNALS, combine, dataset
+    from clear_core.signals import DATASET_SIGNALS, combine, context, dataset
 
     rows = data.rows
     key = _key(name, rows, config, backend.dtype)
     scored = score_cached(backend, rows, config, cache_root / key / "rows", name)
     values = {k[2:]: scored[k] for k in scored if k.startswith("v_")}
+    index = context.ContextIndex.build(np.arange(len(rows)), scored["prompt_emb"])
+    ctx_tag = f"context-k{config.context_examples}"
+    in_ctx = context_cached(backend, rows, np.arange(len(rows)), index, rows, config, cache_root / key / ctx_tag,
+                            f"{name} in context")
+    values[context.NAME] = in_ctx[f"v_{context.NAME}"]
     fitted = dataset.fit(DATASET_SIGNALS, scored["prompt_emb"], scored["response_emb"], [r["prompt"] for r in rows],
                          [r["response"] for r in rows], scored["r_likelihood"])
     values.update(fitted.values)
@@ -92,6 +122,10 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
         tag = hashlib.sha256(json.dumps([[r["prompt"], r["response"]] for r in bad_rows]).encode()).hexdigest()[:10]
         out = score_cached(backend, bad_rows, config, cache_root / key / f"synthetic-{tag}", f"{name} synthetic")
         res = {k[2:]: out[k] for k in out if k.startswith("v_")}
+        src = np.array([r["source_row"] for r in bad_rows])
+        res[context.NAME] = context_cached(backend, bad_rows, src, index, rows, config,
+                                           cache_root / key / f"synthetic-{tag}-{ctx_tag}",
+                                           f"{name} synthetic in context")[f"v_{context.NAME}"]
         res.update(dataset.score_queries(fitted, out["prompt_emb"], out["response_emb"],
                                          [r["prompt"] for r in bad_rows], [r["response"] for r in bad_rows],
                                          [r["source_row"] for r in bad_rows], out["r_likelihood"]))

@@ -41,6 +41,7 @@ class ScoreConfig:
     # (number of layers + 1) in a model with fewer layers.
     embed_layers: tuple[int, ...] = (12, 18, 24, -1)
     forward_tokens: int = 4096  # padded tokens per forward (rows x longest row): larger batches, better matmul use
+    context_examples: int = 4  # likelihood_ctx: the nearest rows shown as worked examples before each row
     likelihood_end_token: bool = False  # count the end-of-turn token in `likelihood` (penalises cut-off answers,
     #                                     but a small model rarely ends after a one-word answer, so off by default)
 

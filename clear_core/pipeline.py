@@ -1,8 +1,10 @@
 """Resumable runs: batching, one transaction per batch, cancellation and progress.
 
-A scoring run has two stages. `rows`: the pending rows go through `scoring.score_batch` in batches, and each
-batch's values, raw values, embeddings and per-row errors are committed with `ws.commit_batch` in ONE
-transaction, so `row_status` always says exactly which rows are done. `dataset`: once every row is done, the
+A scoring run has up to three stages. `rows`: the pending rows go through `scoring.score_batch` in batches, and
+each batch's values, raw values, embeddings and per-row errors are committed with `ws.commit_batch` in ONE
+transaction, so `row_status` always says exactly which rows are done. `context` (only when the config has
+`likelihood_ctx`): every row again, after its nearest rows as worked examples (`scoring.score_context`), batch by
+batch in the same way. `dataset`: once every row is done, the
 dataset-level signals (`neighbors`, `form`, `likelihood_rel`: `signals.dataset`), the label-free calibration of
 the weights and `confidence` (in [0, 1], higher = more trustworthy) are computed over all rows and committed in one
 transaction. A run killed at any moment (even
@@ -26,7 +28,7 @@ import pandas as pd
 from .config import ScoreConfig
 from .errors import Cancelled, ClearError
 
-ROWS, DATASET = "rows", "dataset"
+ROWS, CONTEXT, DATASET = "rows", "context", "dataset"
 CALIBRATION = "calibration"  # a progress stage inside `dataset`: the synthetic rows scored for the weights
 
 
@@ -70,6 +72,7 @@ def resume(ws, run_id: int, backend=None, progress: ProgressFn | None = None, ca
             from .backends import load_backend
             backend = load_backend(config.model)
         _rows_stage(ws, run, config, backend, progress, cancel)
+        _context_stage(ws, run, config, backend, progress, cancel)
         _dataset_stage(ws, run, config, backend, progress)
     return run_id
 
@@ -133,6 +136,34 @@ def _rows_stage(ws, run, config: ScoreConfig, backend, progress, cancel) -> None
         return _commit_kwargs(batch, result)
 
     run_batches(ws, run.id, ROWS, run.n_total, compute, config.batch_size, progress, cancel)
+
+
+def _context_stage(ws, run, config: ScoreConfig, backend, progress, cancel) -> None:
+    """`likelihood_ctx` (when config.signals has it): each row again, after its nearest rows as worked examples;
+    batches committed like the rows stage. A row that failed the rows stage has no embedding and fails here too."""
+    from . import scoring
+    from .signals import context
+
+    if context.NAME not in config.signals or len(ws.pending_rows(run.id, CONTEXT)) == 0:
+        return
+    index = context.ContextIndex.build(*ws.load_embeddings(run.id, "prompt"))
+    embedded = set(index.row_idx.tolist())
+
+    def lookup(row_ids) -> dict:
+        return {r["row_idx"]: (r["prompt"], r["response"]) for r in _load_rows(ws, run.dataset_id, row_ids)}
+
+    def compute(batch: np.ndarray) -> dict:
+        have = np.array([r for r in batch if int(r) in embedded], dtype=np.int64)
+        missing = {int(r): "no embedding (the row failed the rows stage)" for r in batch if int(r) not in embedded}
+        if not len(have):
+            return dict(scores=None, embeddings=None, errors=missing)
+        result = scoring.score_context(backend, _as_tuples(_load_rows(ws, run.dataset_id, have)), have, index,
+                                       lookup, config)
+        kwargs = _commit_kwargs(have, result)
+        kwargs["errors"].update(missing)
+        return kwargs
+
+    run_batches(ws, run.id, CONTEXT, run.n_total, compute, config.batch_size, progress, cancel)
 
 
 def _score_one_by_one(scoring, backend, rows, batch, config) -> dict:
@@ -205,9 +236,14 @@ def _dataset_stage(ws, run, config: ScoreConfig, backend, progress) -> None:
     frames, fitted = _dataset_signals(ws, run, config, rows, records, values)
     weights = {k: float(v) for k, v in config.weights.items() if k in values}
     if config.calibrate == "synthetic" and len(rows) >= 8:
+        from .signals import context
+
+        ctx = None
+        if weights.get(context.NAME, 0) > 0:  # synthetic rows get their source row's worked examples
+            ctx = context.ContextIndex.build(np.arange(len(rows)), _embeddings(ws, run.id, rows)[0])
         weights = _calibrated_weights(records, values, weights, config, backend, fitted,
                                       lambda done, total, here, t0: _report(progress, run.id, CALIBRATION, done,
-                                                                            total, here, t0))
+                                                                            total, here, t0), ctx)
     conf = _combine(values, weights)
     frames.append(pd.DataFrame({"row_idx": rows, "signal": "confidence", "value": conf, "raw": conf}))
     # The weights go in first: if the process dies before the commit below, the dataset stage is simply redone.
@@ -245,11 +281,13 @@ def _combine(values, weights):
     return combine.confidence(values, weights)
 
 
-def _calibrated_weights(records, values, weights, config, backend, fitted, report=None) -> dict:
+def _calibrated_weights(records, values, weights, config, backend, fitted, report=None, ctx=None) -> dict:
     """Label-free weights from synthetic corruptions; the fixed weights when they cannot be fitted.
 
     fitted: the dataset signals' `DatasetFit`, which scores the synthetic rows out-of-fold against the rows they
-    were made from. report(done, total, done_here, t0) follows the synthetic rows as they are scored."""
+    were made from. report(done, total, done_here, t0) follows the synthetic rows as they are scored. ctx: a
+    `signals.context.ContextIndex` over the positions of `records`, when likelihood_ctx is weighted: each
+    synthetic row is scored after the worked examples of the row it was made from (never that row itself)."""
     from . import calibrate, scoring
     from .signals import dataset
 
@@ -264,6 +302,11 @@ def _calibrated_weights(records, values, weights, config, backend, fitted, repor
             queried = dataset.score_queries(fitted, result.prompt_emb, result.response_emb,
                                             [r["prompt"] for r in part], [r["response"] for r in part],
                                             [r["source_row"] for r in part], result.raw.get("likelihood"))
+            if ctx is not None:
+                in_ctx = scoring.score_context(
+                    backend, tuples, [r["source_row"] for r in part], ctx,
+                    lambda ids: {i: (records[i]["prompt"], records[i]["response"]) for i in ids}, config)
+                queried.update(in_ctx.values)
             for name, v in {**result.values, **queried}.items():
                 out.setdefault(name, []).append(np.asarray(v, dtype=float))
             if report is not None:

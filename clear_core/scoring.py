@@ -11,13 +11,13 @@ gets NaN values; the other rows go on.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from .backends.base import Backend, ScoreItem
 from .config import ScoreConfig
-from .signals import ROW_SIGNALS, consistency, ifd, likelihood, reflection
+from .signals import ROW_SIGNALS, consistency, context, ifd, likelihood, reflection
 
 MIN_PROMPT_TOKENS = 16  # a response longer than max_tokens is cut so that this much prompt context stays
 # The fixed cost of one more forward, in padded-token equivalents (per-op dispatch, small-matmul inefficiency):
@@ -39,8 +39,8 @@ class BatchResult:
     row_idx: np.ndarray
     values: dict[str, np.ndarray]
     raw: dict[str, np.ndarray]
-    prompt_emb: np.ndarray      # (n, d) float32
-    response_emb: np.ndarray    # (n, d) float32
+    prompt_emb: np.ndarray | None    # (n, d) float32 (None from score_context)
+    response_emb: np.ndarray | None  # (n, d) float32
     n_tokens: int               # tokens run through the model's forwards (padding excluded)
     errors: dict[int, str] = field(default_factory=dict)
     matmul_flops: float = 0.0   # matmul FLOPs of those forwards (padding and attention included)
@@ -124,6 +124,30 @@ def score_batch(backend: Backend, rows: Sequence[Row | tuple], config: ScoreConf
                        matmul_flops=fused["flops"])
 
 
+def score_context(backend: Backend, rows: Sequence[Row | tuple], source_rows: Sequence[int],
+                  index: context.ContextIndex, lookup: Callable, config: ScoreConfig) -> BatchResult:
+    """`likelihood_ctx` for a batch: row i is scored after the dataset rows nearest to dataset row source_rows[i]
+    (its own row, or the one a synthetic row was made from) as earlier turns of its chat (signals.context);
+    lookup(row ids) -> {row id: (prompt, response)} gives their text. One teacher-forced forward per row and no
+    embeddings."""
+    from .backends.base import as_messages
+
+    rows = [r if isinstance(r, Row) else Row(*r) for r in rows]
+    chosen = index.examples_for(source_rows, config.context_examples)
+    texts = lookup(sorted({int(d) for d in chosen.ravel() if d >= 0}))
+    errors: dict[int, str] = {}
+    items = [_guard(lambda r=r, ex=ex: prepare_item(
+        backend, context.build_prompt(as_messages(r.prompt), [texts[int(d)] for d in ex if d >= 0]),
+        r.response, config.max_tokens), r, errors) for r, ex in zip(rows, chosen)]
+    fused = _run_fused(backend, rows, items, (), config, errors, embed_layers=())
+    values, raw = context.score([out[0] if out else np.zeros(0) for out in fused["out"]])
+    failed = np.array([r.row_idx in errors for r in rows], dtype=bool)
+    values, raw = np.where(failed, np.nan, values), np.where(failed, np.nan, raw)
+    return BatchResult(row_idx=np.array([r.row_idx for r in rows], dtype=np.int64),
+                       values={context.NAME: values}, raw={context.NAME: raw}, prompt_emb=None, response_emb=None,
+                       n_tokens=fused["n_tokens"], errors=errors, matmul_flops=fused["flops"])
+
+
 def plan_batches(lengths: Sequence[int], budget: int, overhead: int = FORWARD_OVERHEAD) -> list[list[int]]:
     """Indices sorted by length, cut into groups (one forward each) of minimal total cost.
 
@@ -149,25 +173,26 @@ def plan_batches(lengths: Sequence[int], budget: int, overhead: int = FORWARD_OV
     return groups[::-1]
 
 
-def _run_fused(backend, rows, items, suffixes, config, errors) -> dict:
+def _run_fused(backend, rows, items, suffixes, config, errors, embed_layers=None) -> dict:
     """forward_scores over micro-batches; out[i] = (logprobs, prompt_emb, response_emb, suffix_probs) or None.
     A micro-batch that raises is retried row by row, so only the offending rows are reported."""
     out: list = [None] * len(items)
     total = {"out": out, "n_tokens": 0, "flops": 0.0}
     live = [i for i, it in enumerate(items) if it is not None]
+    layers = config.embed_layers if embed_layers is None else embed_layers
     for group in plan_batches([len(items[i].ids) for i in live], config.forward_tokens):
         group = [live[g] for g in group]
         try:
-            _fill(backend, items, group, suffixes, config, out, total)
+            _fill(backend, items, group, suffixes, layers, out, total)
         except Exception:  # noqa: BLE001 - isolate the failing rows below
             for i in group:
-                _guard(lambda i=i: _fill(backend, items, [i], suffixes, config, out, total), rows[i], errors)
+                _guard(lambda i=i: _fill(backend, items, [i], suffixes, layers, out, total), rows[i], errors)
     return total
 
 
-def _fill(backend, items, group, suffixes, config, out, total) -> None:
+def _fill(backend, items, group, suffixes, embed_layers, out, total) -> None:
     res = backend.forward_scores([items[i] for i in group], suffixes, reflection.CANDIDATES,
-                                 embed_layers=config.embed_layers)
+                                 embed_layers=embed_layers)
     for j, i in enumerate(group):
         out[i] = (res.response_logprobs[j], res.prompt_emb[j], res.response_emb[j], res.suffix_probs[j])
     total["n_tokens"] += res.n_tokens

@@ -131,7 +131,8 @@ def run_progress(progress, phase: str) -> None:
     eta = getattr(progress, "eta_s", None)
     left = "" if eta is None or eta != eta else f" · {_duration(eta)} left"
     rate = getattr(progress, "rows_per_s", 0.0) or 0.0
-    st.progress(min(done / total, 1.0), text=f"{done:,} / {total:,} rows · {rate:,.1f} rows/s{left}")
+    what = "rows again, each after its nearest rows as worked examples" if stage == "context" else "rows"
+    st.progress(min(done / total, 1.0), text=f"{done:,} / {total:,} {what} · {rate:,.1f} rows/s{left}")
 
 
 def _duration(seconds: float) -> str:

@@ -239,7 +239,8 @@ class HFBackend:
     def forward_scores(self, items: Sequence[ScoreItem], suffixes: Sequence[str] = (),
                        candidates: Sequence[str] = ("A", "B", "C"), embed_layers: Sequence[int] = (-1,)) -> FusedOutput:
         """One teacher-forced forward over each item (left-padded batch), then each follow-up question in `suffixes`
-        as a new user turn on the cached prefix (cache cropped back between questions)."""
+        as a new user turn on the cached prefix (cache cropped back between questions). With no embed_layers the
+        embeddings come back with 0 columns."""
         import torch
         from .ops import group_softmax, masked_mean, pad_left
 
@@ -263,8 +264,11 @@ class HFBackend:
             resp_start = start + torch.tensor([it.response_start for it in items])[:, None]
             prompt_mask = ((col >= start) & (col < resp_start)).to(self.device)
             resp_mask = (col >= resp_start).to(self.device)
-            pe = torch.stack([masked_mean(layer_h[l].float(), prompt_mask) for l in embed_layers]).mean(0)
-            re = torch.stack([masked_mean(layer_h[l].float(), resp_mask) for l in embed_layers]).mean(0)
+            if embed_layers:
+                pe = torch.stack([masked_mean(layer_h[l].float(), prompt_mask) for l in embed_layers]).mean(0)
+                re = torch.stack([masked_mean(layer_h[l].float(), resp_mask) for l in embed_layers]).mean(0)
+            else:  # no embeddings wanted (e.g. the in-context likelihood pass)
+                pe = re = torch.zeros((B, 0))
             flops = self._flops(B, L, L, 2.0 * hidden.shape[-1] * self.model.config.vocab_size * len(rows))
             n_tokens = int(mask.sum())
 

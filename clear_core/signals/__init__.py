@@ -1,7 +1,8 @@
 """Signal registry: every confidence signal by name, each in [0, 1], higher = more trustworthy.
 
-Row signals (likelihood, reflection, consistency, ifd) are computed batch by batch by `clear_core.scoring`;
-the dataset signals (neighbors, form, likelihood_rel) run once every row is embedded. A descriptor names its module, which is imported
+Row signals (likelihood, reflection, consistency, ifd) are computed batch by batch by `clear_core.scoring`; the
+context signal (likelihood_ctx) in a second pass once every row is embedded (it needs each row's nearest rows);
+the dataset signals (neighbors, form, likelihood_rel) over all rows at once. A descriptor names its module, which is imported
 only when the signal is used, so the registry costs nothing to import and lists signals whose module is heavy.
 """
 
@@ -17,7 +18,8 @@ from ..errors import UnknownNameError
 @dataclass(frozen=True)
 class Signal:
     name: str
-    kind: str            # "row" (per row, from the fused forward) or "dataset" (needs every row's embedding)
+    kind: str            # "row" (per row, from the fused forward), "context" (a second pass per row, after every
+    #                      row is embedded) or "dataset" (over all rows at once)
     module: str          # clear_core.signals.<module>
     description: str
     needs_sampling: bool = False
@@ -42,6 +44,9 @@ REGISTRY: dict[str, Signal] = {s.name: s for s in (
     Signal("consistency", "row", "consistency",
            "agreement of k sampled chain-of-thought answers with the response (BSDetector)", needs_sampling=True),
     Signal("ifd", "row", "ifd", "instruction-following difficulty: how much the prompt helps predict the response"),
+    Signal("likelihood_ctx", "context", "context",
+           "likelihood of the response with the most similar rows shown first as worked examples (the dataset's "
+           "own answer form is expected, so what is left is the content)"),
     Signal("neighbors", "dataset", "neighbors",
            "agreement with similar prompts' responses (out-of-fold classifier or nearest neighbours)"),
     Signal("likelihood_rel", "dataset", "likelihood",
@@ -51,6 +56,7 @@ REGISTRY: dict[str, Signal] = {s.name: s for s in (
 )}
 
 ROW_SIGNALS = tuple(n for n, s in REGISTRY.items() if s.kind == "row")
+CONTEXT_SIGNALS = tuple(n for n, s in REGISTRY.items() if s.kind == "context")
 DATASET_SIGNALS = tuple(n for n, s in REGISTRY.items() if s.kind == "dataset")
 
 

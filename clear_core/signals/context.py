@@ -1,0 +1,83 @@
+"""likelihood_ctx: the response's likelihood with the dataset's most similar rows shown first as worked examples.
+
+A bare prompt leaves a small model guessing the answer's *form* (one word or a sentence, "positive" or "The
+sentiment is positive."), and that guess swamps its knowledge of the *content*: a right one-word antonym scores
+below a wrong full sentence. Shown the k rows whose prompts are nearest (as earlier user / assistant turns of the
+same chat), the model expects the dataset's own form, so what is left in the likelihood is whether this answer is
+the one it would give. value = exp(mean token log-prob over the response tokens and the end-of-turn token after
+them), in [0, 1], higher = more trustworthy; raw = that mean log-prob.
+
+It needs every row's prompt embedding to find the examples, so it runs as its own pass after the rows pass
+(`pipeline` stage `context`). The nearest rows may themselves be noisy; with k examples one bad one is outvoted by
+the others' form. Measured on sample_data (400 rows, SmolLM2-135M): AUROC 0.925 against 0.740 for the bare
+`likelihood`; the plausible wrong facts (Pokhara as Nepal's capital) go from 0.64 to 0.80.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+NAME = "likelihood_ctx"
+K = 4  # worked examples per row
+MAX_EXAMPLE_CHARS = 1500  # each example's prompt and response are cut to this many characters
+
+
+@dataclass(frozen=True)
+class ContextIndex:
+    """The dataset's prompt embeddings, to find each row's worked examples."""
+
+    row_idx: np.ndarray   # the dataset row of each embedding
+    unit: np.ndarray      # centred, L2-normalised prompt embeddings (float32)
+
+    @classmethod
+    def build(cls, row_idx, prompt_emb) -> "ContextIndex":
+        from .neighbors import _unit
+
+        emb = np.asarray(prompt_emb, dtype=np.float64)
+        return cls(np.asarray(row_idx, dtype=np.int64), _unit(emb, emb.mean(axis=0)).astype(np.float32))
+
+    def examples_for(self, rows: Sequence[int], k: int = K) -> np.ndarray:
+        """(n, k') dataset rows whose prompts are nearest to each of `rows`' prompt (the row itself never),
+        least similar first, so that the nearest example stands right before the row. A row without an
+        embedding gets -1s."""
+        from .neighbors import _knn
+
+        pos = {int(r): i for i, r in enumerate(self.row_idx)}
+        k = max(0, min(k, len(self.row_idx) - 1))
+        out = np.full((len(rows), k), -1, dtype=np.int64)
+        have = [i for i, r in enumerate(rows) if int(r) in pos]
+        if not k or not have:
+            return out
+        q = np.array([pos[int(rows[i])] for i in have])
+        idx = _knn(self.unit[q], self.unit, k, q)
+        sim = np.einsum("nd,nkd->nk", self.unit[q], self.unit[idx])
+        out[have] = self.row_idx[np.take_along_axis(idx, np.argsort(sim, axis=1), axis=1)]
+        return out
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_EXAMPLE_CHARS else text[:MAX_EXAMPLE_CHARS] + " …"
+
+
+def build_prompt(prompt: Sequence[dict], examples: Sequence[tuple[Sequence[dict], str]]) -> list[dict]:
+    """The row's chat with `examples` ((prompt messages, response) pairs) as earlier turns: the row's own system
+    message first (examples' system messages are left out), then each example's user turns and its response as
+    the assistant's, then the row's own turns."""
+    messages = [dict(m) for m in prompt]
+    system = [m for m in messages if m.get("role") == "system"][:1]
+    turns = []
+    for ex_prompt, ex_response in examples:
+        turns += [{"role": m["role"], "content": _cut(str(m["content"]))} for m in ex_prompt
+                  if m.get("role") != "system"]
+        turns.append({"role": "assistant", "content": _cut(str(ex_response))})
+    return system + turns + [m for m in messages if m.get("role") != "system"]
+
+
+def score(token_logprobs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(values, raw) from each row's response + end-of-turn token log-probs: exp(mean) and the mean; NaN when
+    a row has no token."""
+    raw = np.array([float(np.mean(lp)) if len(lp) else np.nan for lp in token_logprobs], dtype=np.float64)
+    return np.exp(raw), raw
