@@ -47,7 +47,9 @@ def scoring_config(config):
 
 def _key(data_name: str, rows: list[dict], config, dtype: str) -> str:
     text = json.dumps([[r["prompt"], r["response"]] for r in rows], ensure_ascii=False)
-    digest = hashlib.sha256((text + scoring_config(config).to_json() + dtype).encode()).hexdigest()[:12]
+    # The row pass does not depend on how many worked examples the context pass shows.
+    settings = {k: v for k, v in json.loads(scoring_config(config).to_json()).items() if k != "context_examples"}
+    digest = hashlib.sha256((text + json.dumps(settings, sort_keys=True) + dtype).encode()).hexdigest()[:12]
     return f"{data_name.replace('/', '_').replace(':', '_')}-{config.model}-{dtype}-{len(rows)}-{digest}"
 
 
@@ -109,10 +111,10 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
     scored = score_cached(backend, rows, config, cache_root / key / "rows", name)
     values = {k[2:]: scored[k] for k in scored if k.startswith("v_")}
     index = context.ContextIndex.build(np.arange(len(rows)), scored["prompt_emb"])
-    ctx_tag = f"context-k{config.context_examples}"
+    ctx_tag = f"context2-k{config.context_examples}"
     in_ctx = context_cached(backend, rows, np.arange(len(rows)), index, rows, config, cache_root / key / ctx_tag,
                             f"{name} in context")
-    values[context.NAME] = in_ctx[f"v_{context.NAME}"]
+    values.update({k[2:]: in_ctx[k] for k in in_ctx if k.startswith("v_")})
     fitted = dataset.fit(DATASET_SIGNALS, scored["prompt_emb"], scored["response_emb"], [r["prompt"] for r in rows],
                          [r["response"] for r in rows], scored["r_likelihood"])
     values.update(fitted.values)
@@ -123,9 +125,9 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
         out = score_cached(backend, bad_rows, config, cache_root / key / f"synthetic-{tag}", f"{name} synthetic")
         res = {k[2:]: out[k] for k in out if k.startswith("v_")}
         src = np.array([r["source_row"] for r in bad_rows])
-        res[context.NAME] = context_cached(backend, bad_rows, src, index, rows, config,
-                                           cache_root / key / f"synthetic-{tag}-{ctx_tag}",
-                                           f"{name} synthetic in context")[f"v_{context.NAME}"]
+        syn = context_cached(backend, bad_rows, src, index, rows, config,
+                             cache_root / key / f"synthetic-{tag}-{ctx_tag}", f"{name} synthetic in context")
+        res.update({k[2:]: syn[k] for k in syn if k.startswith("v_")})
         res.update(dataset.score_queries(fitted, out["prompt_emb"], out["response_emb"],
                                          [r["prompt"] for r in bad_rows], [r["response"] for r in bad_rows],
                                          [r["source_row"] for r in bad_rows], out["r_likelihood"]))

@@ -62,16 +62,29 @@ def matmul_peak(n: int = 2048, repeats: int = 5, dtype: str = "float32") -> tupl
 
 
 def run_preset(backend, rows, config, repeats: int = 1) -> dict:
-    """Score `rows` in chunks of config.batch_size rows (as the pipeline does); best of `repeats` timings."""
-    from clear_core.scoring import score_batch
+    """Score `rows` in chunks of config.batch_size rows (as the pipeline does), then, when the config has
+    likelihood_ctx, its pass over the same rows (each after its nearest rows as worked examples); best of
+    `repeats` timings."""
+    from clear_core.scoring import score_batch, score_context
+    from clear_core.signals import context
 
     best = None
     for _ in range(repeats):
         tokens, flops, t, c = 0, 0.0, time.perf_counter(), time.process_time()
+        emb = []
         for lo in range(0, len(rows), config.batch_size):
             res = score_batch(backend, rows[lo:lo + config.batch_size], config)
             tokens, flops = tokens + res.n_tokens, flops + res.matmul_flops
+            emb.append(res.prompt_emb)
             assert not res.errors, res.errors
+        if context.NAME in config.signals:
+            index = context.ContextIndex.build(np.arange(len(rows)), np.concatenate(emb))
+            for lo in range(0, len(rows), config.batch_size):
+                part = [(i, rows[i][1], rows[i][2]) for i in range(lo, min(lo + config.batch_size, len(rows)))]
+                res = score_context(backend, part, [p[0] for p in part], index,
+                                    lambda ids: {i: (rows[i][1], rows[i][2]) for i in ids}, config)
+                tokens, flops = tokens + res.n_tokens, flops + res.matmul_flops
+                assert not res.errors, res.errors
         elapsed, cpu = time.perf_counter() - t, time.process_time() - c
         if best is None or elapsed < best["s"]:
             best = dict(s=elapsed, cpu=cpu, tokens=tokens, flops=flops, rows_s=len(rows) / elapsed,

@@ -58,18 +58,20 @@ class ScoreConfig:
         return cls(**kwargs)
 
 
-# Presets (DESIGN.md): `fast` needs no sampling (likelihood_min and likelihood_end come from the same forward); `thorough` uses BSDetector's weights (beta = 0.7 on consistency,
-# 0.3 on reflection) next to the likelihood and the dataset-consistency signal.
+# Presets (DESIGN.md). `fast` needs no sampling and one forward per row (likelihood_min and likelihood_end come from
+# the same pass, reflection's questions run on its cache, the dataset signals on its embeddings). `balanced` adds
+# the in-context likelihoods (a second forward per row, after its nearest rows as worked examples: the signal that
+# lifts the sample data's AUROC most) and consistency over 3 samples; `thorough` 5 samples, ifd and BSDetector's
+# weights (beta = 0.7 on consistency, 0.3 on reflection). Fixed weights are the fallback: every run calibrates.
+_FAST = ("likelihood", "likelihood_min", "likelihood_end", "reflection", "neighbors", "form", "likelihood_rel")
+_CONTEXT = ("likelihood_ctx", "likelihood_ctx_min")
 PRESETS: dict[str, dict[str, Any]] = {
-    "fast": dict(signals=("likelihood", "likelihood_min", "likelihood_end", "reflection", "neighbors", "form",
-                          "likelihood_rel"),
-                 weights={"likelihood": 1.0, "likelihood_min": 1.0, "likelihood_end": 1.0, "reflection": 1.0,
-                          "neighbors": 1.0, "form": 1.0, "likelihood_rel": 1.0}, k_samples=0),
-    "balanced": dict(signals=("likelihood", "reflection", "consistency", "neighbors", "form"),
-                     weights={"likelihood": 1.0, "reflection": 0.5, "consistency": 1.0, "neighbors": 1.0, "form": 1.0},
+    "fast": dict(signals=_FAST, weights={s: 1.0 for s in _FAST}, k_samples=0),
+    "balanced": dict(signals=_FAST + _CONTEXT + ("consistency",),
+                     weights={**{s: 1.0 for s in _FAST + _CONTEXT}, "reflection": 0.5, "consistency": 1.0},
                      k_samples=3),
-    "thorough": dict(signals=("likelihood", "reflection", "consistency", "ifd", "neighbors", "form"),
-                     weights={"likelihood": 1.0, "reflection": 0.3, "consistency": 0.7, "neighbors": 1.0, "form": 1.0},
+    "thorough": dict(signals=_FAST + _CONTEXT + ("consistency", "ifd"),
+                     weights={**{s: 1.0 for s in _FAST + _CONTEXT}, "reflection": 0.3, "consistency": 0.7},
                      k_samples=5),
 }
 

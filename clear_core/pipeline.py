@@ -16,6 +16,7 @@ batch in flight. Either way the run is marked `stopped`, committed batches stay,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from contextlib import contextmanager
@@ -139,12 +140,13 @@ def _rows_stage(ws, run, config: ScoreConfig, backend, progress, cancel) -> None
 
 
 def _context_stage(ws, run, config: ScoreConfig, backend, progress, cancel) -> None:
-    """`likelihood_ctx` (when config.signals has it): each row again, after its nearest rows as worked examples;
+    """The context signals of config.signals (likelihood_ctx, likelihood_ctx_min): each row again, after its nearest rows as worked examples;
     batches committed like the rows stage. A row that failed the rows stage has no embedding and fails here too."""
     from . import scoring
-    from .signals import context
+    from .signals import CONTEXT_SIGNALS, context
 
-    if context.NAME not in config.signals or len(ws.pending_rows(run.id, CONTEXT)) == 0:
+    wanted = [s for s in CONTEXT_SIGNALS if s in config.signals]
+    if not wanted or len(ws.pending_rows(run.id, CONTEXT)) == 0:
         return
     index = context.ContextIndex.build(*ws.load_embeddings(run.id, "prompt"))
     embedded = set(index.row_idx.tolist())
@@ -159,6 +161,8 @@ def _context_stage(ws, run, config: ScoreConfig, backend, progress, cancel) -> N
             return dict(scores=None, embeddings=None, errors=missing)
         result = scoring.score_context(backend, _as_tuples(_load_rows(ws, run.dataset_id, have)), have, index,
                                        lookup, config)
+        result = dataclasses.replace(result, values={k: result.values[k] for k in wanted},
+                                     raw={k: result.raw[k] for k in wanted})
         kwargs = _commit_kwargs(have, result)
         kwargs["errors"].update(missing)
         return kwargs
@@ -236,10 +240,10 @@ def _dataset_stage(ws, run, config: ScoreConfig, backend, progress) -> None:
     frames, fitted = _dataset_signals(ws, run, config, rows, records, values)
     weights = {k: float(v) for k, v in config.weights.items() if k in values}
     if config.calibrate == "synthetic" and len(rows) >= 8:
-        from .signals import context
+        from .signals import CONTEXT_SIGNALS, context
 
         ctx = None
-        if weights.get(context.NAME, 0) > 0:  # synthetic rows get their source row's worked examples
+        if any(weights.get(s, 0) > 0 for s in CONTEXT_SIGNALS):  # synthetic rows: their source row's examples
             ctx = context.ContextIndex.build(np.arange(len(rows)), _embeddings(ws, run.id, rows)[0])
         weights = _calibrated_weights(records, values, weights, config, backend, fitted,
                                       lambda done, total, here, t0: _report(progress, run.id, CALIBRATION, done,

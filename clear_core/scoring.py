@@ -126,7 +126,7 @@ def score_batch(backend: Backend, rows: Sequence[Row | tuple], config: ScoreConf
 
 def score_context(backend: Backend, rows: Sequence[Row | tuple], source_rows: Sequence[int],
                   index: context.ContextIndex, lookup: Callable, config: ScoreConfig) -> BatchResult:
-    """`likelihood_ctx` for a batch: row i is scored after the dataset rows nearest to dataset row source_rows[i]
+    """`likelihood_ctx` and `likelihood_ctx_min` for a batch: row i is scored after the dataset rows nearest to dataset row source_rows[i]
     (its own row, or the one a synthetic row was made from) as earlier turns of its chat (signals.context);
     lookup(row ids) -> {row id: (prompt, response)} gives their text. One teacher-forced forward per row and no
     embeddings."""
@@ -140,12 +140,15 @@ def score_context(backend: Backend, rows: Sequence[Row | tuple], source_rows: Se
         backend, context.build_prompt(as_messages(r.prompt), [texts[int(d)] for d in ex if d >= 0]),
         r.response, config.max_tokens), r, errors) for r, ex in zip(rows, chosen)]
     fused = _run_fused(backend, rows, items, (), config, errors, embed_layers=())
-    values, raw = context.score([out[0] if out else np.zeros(0) for out in fused["out"]])
+    lps = [out[0] if out else np.zeros(0) for out in fused["out"]]
     failed = np.array([r.row_idx in errors for r in rows], dtype=bool)
-    values, raw = np.where(failed, np.nan, values), np.where(failed, np.nan, raw)
-    return BatchResult(row_idx=np.array([r.row_idx for r in rows], dtype=np.int64),
-                       values={context.NAME: values}, raw={context.NAME: raw}, prompt_emb=None, response_emb=None,
-                       n_tokens=fused["n_tokens"], errors=errors, matmul_flops=fused["flops"])
+    values, raw = {}, {}
+    for name, (v, rw) in ((context.NAME, context.score(lps)),
+                          (context.MIN_NAME, context.score_min(lps, [it is not None and it.ends_turn for it in items]))):
+        values[name], raw[name] = np.where(failed, np.nan, v), np.where(failed, np.nan, rw)
+    return BatchResult(row_idx=np.array([r.row_idx for r in rows], dtype=np.int64), values=values, raw=raw,
+                       prompt_emb=None, response_emb=None, n_tokens=fused["n_tokens"], errors=errors,
+                       matmul_flops=fused["flops"])
 
 
 def plan_batches(lengths: Sequence[int], budget: int, overhead: int = FORWARD_OVERHEAD) -> list[list[int]]:

@@ -52,9 +52,13 @@ def test_build_prompt_puts_examples_as_earlier_turns():
     assert get_signal("likelihood_ctx").kind == "context"
 
 
-def test_score_is_exp_mean_including_the_end_token():
+def test_score_is_exp_mean_including_the_end_token_and_min_without_it():
     values, raw = context.score([np.log([0.5, 0.125]), np.zeros(0)])
     assert values[0] == pytest.approx(0.25) and raw[0] == pytest.approx(np.log(0.25)) and np.isnan(values[1])
+    values, raw = context.score_min([np.log([0.5, 0.25, 0.01]), np.log([0.5, 0.01]), np.log([0.3]), np.zeros(0)],
+                                    [True, False, True, True])
+    np.testing.assert_allclose(values[:3], [0.25, 0.01, 0.3])  # a cut row has no end token; a lone token stays
+    assert raw[0] == pytest.approx(np.log(0.25)) and np.isnan(values[3])
 
 
 def test_score_context_matches_the_per_row_reference(tiny_backend):
@@ -69,12 +73,14 @@ def test_score_context_matches_the_per_row_reference(tiny_backend):
         return {i: (rows[i].prompt, rows[i].response) for i in ids}
 
     res = score_context(tiny_backend, rows, np.arange(5), index, lookup, CONFIG)
-    assert res.errors == {} and res.prompt_emb is None and set(res.values) == {"likelihood_ctx"}
+    assert res.errors == {} and res.prompt_emb is None
+    assert set(res.values) == {"likelihood_ctx", "likelihood_ctx_min"}
     chosen = index.examples_for(np.arange(5), CONFIG.context_examples)
     for i, row in enumerate(rows):
         chat = context.build_prompt(row.prompt, [lookup([d])[d] for d in chosen[i]])
         ref = tiny_backend.token_logprobs([chat], [row.response])[0]
         assert res.raw["likelihood_ctx"][i] == pytest.approx(ref.mean(), abs=2e-4)
+        assert res.raw["likelihood_ctx_min"][i] == pytest.approx(ref[:-1].min(), abs=2e-4)  # end token left out
     # examples change the value (the same row scored without them differs)
     bare = tiny_backend.token_logprobs([rows[1].prompt], [rows[1].response])[0].mean()
     assert abs(bare - res.raw["likelihood_ctx"][1]) > 1e-3
@@ -93,6 +99,7 @@ def test_a_run_with_likelihood_ctx_has_a_context_stage(small_workspace, tiny_bac
     assert run.status == "done" and run.n_failed == 0
     wide = ws.scores_wide(run_id)
     assert wide["likelihood_ctx"].between(0, 1).all() and wide["likelihood_ctx"].nunique() > 10
+    assert "likelihood_ctx_min" not in wide  # only the config's signals are stored
     stages = ws.cursor().execute("SELECT stage, count(*) FROM row_status WHERE run_id = ? GROUP BY stage",
                                  [run_id]).fetchall()
     assert dict(stages) == {"rows": 48, "context": 48, "dataset": 48}

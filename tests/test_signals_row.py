@@ -163,7 +163,8 @@ def test_plan_batches_respects_budget_and_is_optimal():
 
 # ---- score_batch on the tiny model -----------------------------------------------------------------------------
 def test_score_batch_matches_naive_per_row(tiny_backend):
-    cfg = preset_config("thorough", k_samples=0, forward_tokens=64)  # several small forwards
+    cfg = preset_config("thorough", k_samples=0, forward_tokens=64,  # several small forwards
+                        signals=("likelihood", "reflection", "ifd", "neighbors"))
     res = score_batch(tiny_backend, ROWS, cfg)
     assert res.errors == {} and list(res.row_idx) == [r.row_idx for r in ROWS]
     assert set(res.values) == {"likelihood", "reflection", "ifd"}

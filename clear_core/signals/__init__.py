@@ -1,7 +1,7 @@
 """Signal registry: every confidence signal by name, each in [0, 1], higher = more trustworthy.
 
 Row signals (likelihood, reflection, consistency, ifd) are computed batch by batch by `clear_core.scoring`; the
-context signal (likelihood_ctx) in a second pass once every row is embedded (it needs each row's nearest rows);
+context signals (likelihood_ctx, likelihood_ctx_min) in a second pass once every row is embedded (it needs each row's nearest rows);
 the dataset signals (neighbors, form, likelihood_rel) over all rows at once. A descriptor names its module, which is imported
 only when the signal is used, so the registry costs nothing to import and lists signals whose module is heavy.
 """
@@ -47,6 +47,8 @@ REGISTRY: dict[str, Signal] = {s.name: s for s in (
     Signal("likelihood_ctx", "context", "context",
            "likelihood of the response with the most similar rows shown first as worked examples (the dataset's "
            "own answer form is expected, so what is left is the content)"),
+    Signal("likelihood_ctx_min", "context", "context",
+           "probability of the least likely response token, with the same worked examples first"),
     Signal("neighbors", "dataset", "neighbors",
            "agreement with similar prompts' responses (out-of-fold classifier or nearest neighbours)"),
     Signal("likelihood_rel", "dataset", "likelihood",

@@ -5,7 +5,8 @@ sentiment is positive."), and that guess swamps its knowledge of the *content*: 
 below a wrong full sentence. Shown the k rows whose prompts are nearest (as earlier user / assistant turns of the
 same chat), the model expects the dataset's own form, so what is left in the likelihood is whether this answer is
 the one it would give. value = exp(mean token log-prob over the response tokens and the end-of-turn token after
-them), in [0, 1], higher = more trustworthy; raw = that mean log-prob.
+them), in [0, 1], higher = more trustworthy; raw = that mean log-prob. `likelihood_ctx_min`, from the same pass:
+exp(the least likely response token's log-prob), the one wrong word in an answer of the expected form.
 
 It needs every row's prompt embedding to find the examples, so it runs as its own pass after the rows pass
 (`pipeline` stage `context`). The nearest rows may themselves be noisy; with k examples one bad one is outvoted by
@@ -20,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-NAME = "likelihood_ctx"
+NAME, MIN_NAME = "likelihood_ctx", "likelihood_ctx_min"
 K = 4  # worked examples per row
 MAX_EXAMPLE_CHARS = 1500  # each example's prompt and response are cut to this many characters
 
@@ -77,7 +78,18 @@ def build_prompt(prompt: Sequence[dict], examples: Sequence[tuple[Sequence[dict]
 
 
 def score(token_logprobs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(values, raw) from each row's response + end-of-turn token log-probs: exp(mean) and the mean; NaN when
-    a row has no token."""
+    """likelihood_ctx (values, raw) from each row's response + end-of-turn token log-probs: exp(mean) and the
+    mean; NaN when a row has no token."""
     raw = np.array([float(np.mean(lp)) if len(lp) else np.nan for lp in token_logprobs], dtype=np.float64)
+    return np.exp(raw), raw
+
+
+def score_min(token_logprobs: Sequence[np.ndarray], ends_turn: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+    """likelihood_ctx_min (values, raw): exp(the least likely response token's log-prob) and that log-prob, the
+    end-of-turn token left out (where the row has one: ends_turn); NaN when a row has no token."""
+    raw = np.full(len(token_logprobs), np.nan)
+    for i, (lp, ends) in enumerate(zip(token_logprobs, ends_turn)):
+        lp = lp[:-1] if ends and len(lp) > 1 else lp
+        if len(lp):
+            raw[i] = float(np.min(lp))
     return np.exp(raw), raw
