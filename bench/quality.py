@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="default")
     ap.add_argument("--embed-layers", default=None, help="comma list of hidden-state layers pooled into embeddings")
     ap.add_argument("--synthetic", type=int, default=200, help="rows sampled for label-free calibration")
+    ap.add_argument("--context-examples", type=int, default=None, help="worked examples per row for likelihood_ctx")
     ap.add_argument("--cache", default="/tmp/clear_bench_cache")
     args = ap.parse_args(argv)
 
@@ -183,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     from clear_core.config import preset_config
 
     overrides = {"model": args.model}
+    if args.context_examples is not None:
+        overrides["context_examples"] = args.context_examples
     if args.embed_layers:
         overrides["embed_layers"] = tuple(int(x) for x in args.embed_layers.split(","))
     config = preset_config(args.preset, **overrides)

@@ -4,7 +4,7 @@ Two sources of labels:
 * reviewers' decisions: rows kept are good, rows dropped, edited or given an accepted proposal are bad;
 * none at all: synthetic bad pairs made from the dataset itself (a response swapped in from another row with a
   different answer, which on a categorical dataset is exactly a label flip; a response cut short; a response that
-  only repeats a piece of its prompt; a response with one span from a similar row's response), scored with the same signals as the originals they were made from.
+  only repeats a piece of its prompt), scored with the same signals as the originals they were made from.
 
 Either way a logistic regression on the component signals separates good from bad; its coefficients, negatives
 removed by refitting without them, normalised to sum 1, are the weights. Weights are plain dicts stored with a run.
@@ -136,10 +136,9 @@ def make_corruptions(rows: Sequence[Any], n: int = 200, seed: int = 0, min_words
 
     Each sampled row gets its response swapped for another row's response with a different normalised text
     ("swap"); sampled rows whose response has at least `min_words_truncate` words also yield the response cut to
-    its first 20-50 % of words ("truncate"); every sampled row yields a run of words of its own prompt (its
+    its first 20-50 % of words ("truncate"); and every sampled row yields a run of words of its own prompt (its
     last user turn), as many words as its response has, as the response ("echo"; none when that run is the
-    response itself); and a row whose response has a similar one elsewhere (same form, other content) yields
-    its response with one short span taken from that one ("substitute": a plausible wrong fact). Rows marked in `labels_only` (their response is a class label: neighbors' categorical rows)
+    response itself). Rows marked in `labels_only` (their response is a class label: neighbors' categorical rows)
     get the swap only: between labels a swap is exactly a label flip, the noise such data has, while an echo or a
     cut label is a kind of noise it does not have, and fitting weights to catch it would pull them away from
     the signals that catch flips (measured on fpb: AUROC 0.954 without echoes, 0.928 with them).
@@ -167,40 +166,7 @@ def make_corruptions(rows: Sequence[Any], n: int = 200, seed: int = 0, min_words
         echo = _echo(prompt, max(1, len(words)), rng)
         if echo and _norm(echo) != norm[i]:
             out.append({"prompt": prompt, "response": echo, "source_row": int(i), "kind": "echo"})
-        sub = _substitute(i, responses, norm, rng)
-        if sub is not None:
-            out.append({"prompt": prompt, "response": sub, "source_row": int(i), "kind": "substitute"})
     return out
-
-
-def _substitute(i: int, responses: Sequence[str], norm: np.ndarray, rng: np.random.Generator,
-                candidates: int = 64, min_similarity: float = 0.5, max_span: int = 3) -> str | None:
-    """Row i's response with one short differing span replaced by the words a similar response has there
-    ("The capital of Egypt is Cairo." with "The capital of Peru is Lima." -> "The capital of Egypt is Lima."):
-    the right form with one wrong piece, like a plausible wrong fact. The partner is the most similar response
-    (word-level) among `candidates` random rows; None when none shares at least `min_similarity` of its words
-    or no differing span is at most `max_span` words on both sides."""
-    import difflib
-
-    words = responses[i].split()
-    if len(words) < 2:
-        return None
-    best, best_ratio = None, min_similarity
-    for j in rng.integers(len(responses), size=min(candidates, len(responses))):
-        if norm[j] == norm[i]:
-            continue
-        sm = difflib.SequenceMatcher(a=words, b=responses[j].split(), autojunk=False)
-        if sm.real_quick_ratio() >= best_ratio and sm.quick_ratio() >= best_ratio and sm.ratio() >= best_ratio:
-            best, best_ratio = sm, sm.ratio()
-    if best is None:
-        return None
-    spans = [(i1, i2, j1, j2) for tag, i1, i2, j1, j2 in best.get_opcodes()
-             if tag == "replace" and i2 - i1 <= max_span and j2 - j1 <= max_span]
-    if not spans:
-        return None
-    i1, i2, j1, j2 = spans[int(rng.integers(len(spans)))]
-    text = " ".join(words[:i1] + best.b[j1:j2] + words[i2:])
-    return text if _norm(text) != norm[i] else None
 
 
 def _echo(prompt: Any, n_words: int, rng: np.random.Generator) -> str:
@@ -245,5 +211,5 @@ def label_free(rows: Sequence[Any], values: Mapping[str, np.ndarray],
         merged[name] = np.concatenate([orig, syn])
     good = np.r_[np.ones(len(originals), bool), np.zeros(len(bad_rows), bool)]
     cal = fit_weights(merged, good, min_each)
-    kinds = {k: sum(r["kind"] == k for r in bad_rows) for k in ("swap", "truncate", "echo", "substitute")}
+    kinds = {k: sum(r["kind"] == k for r in bad_rows) for k in ("swap", "truncate", "echo")}
     return dataclasses.replace(cal, method="synthetic", kinds=kinds)

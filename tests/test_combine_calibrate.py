@@ -76,7 +76,7 @@ def test_corruptions_swap_to_a_different_answer_truncate_and_echo():
     assert all(b["response"] == rows[b["source_row"]]["prompt"] for b in bad if b["kind"] == "echo")
     long_rows = [{"prompt": f"q{i}", "response": f"a long answer number {i} with many words in it"} for i in range(10)]
     kinds = {b["kind"] for b in calibrate.make_corruptions(long_rows, n=10)}
-    assert kinds == {"swap", "truncate", "echo", "substitute"}
+    assert kinds == {"swap", "truncate", "echo"}
     chat = [{"prompt": [{"role": "system", "content": "be brief"},
                         {"role": "user", "content": f"Give the antonym of the word 'w{i}'."}],
              "response": f"x{i}"} for i in range(10)]
@@ -90,26 +90,9 @@ def test_corruptions_swap_to_a_different_answer_truncate_and_echo():
     flags = [False] * len(long_rows) + [True] * len(rows)
     bad = calibrate.make_corruptions(mixed, n=len(mixed), labels_only=flags)
     assert {b["kind"] for b in bad if flags[b["source_row"]]} == {"swap"}
-    assert {b["kind"] for b in bad if not flags[b["source_row"]]} == {"swap", "truncate", "echo", "substitute"}
+    assert {b["kind"] for b in bad if not flags[b["source_row"]]} == {"swap", "truncate", "echo"}
     with pytest.raises(CalibrationError):
         calibrate.make_corruptions([{"prompt": "a", "response": "same"}] * 5)
-
-
-def test_substitution_puts_a_similar_answers_piece_into_the_right_form():
-    capitals = [("France", "Paris."), ("Peru", "Lima."), ("Japan", "Tokyo."), ("Egypt", "Cairo."), ("Chile", "Santiago.")]
-    rows = [{"prompt": f"Capital of {c}?", "response": f"The capital of {c} is {city}"} for c, city in capitals]
-    rows += [{"prompt": f"Antonym {i}?", "response": w} for i, w in enumerate(["down", "cold", "left"])]
-    subs = [b for b in calibrate.make_corruptions(rows, n=len(rows), seed=3) if b["kind"] == "substitute"]
-    assert subs and all(b["source_row"] < 5 for b in subs)  # one-word answers have no span to replace
-    for b in subs:
-        orig, new = rows[b["source_row"]]["response"].split(), b["response"].split()
-        assert len(new) == len(orig) and new != orig
-        assert sum(a != c for a, c in zip(orig, new)) == 1  # one word changed, taken from another row's answer
-        changed = next(c for a, c in zip(orig, new) if a != c)
-        assert any(changed in r["response"].split() for r in rows if r is not rows[b["source_row"]])
-    unlike = [{"prompt": f"q{i}", "response": text} for i, text in
-              enumerate(["alpha beta gamma", "one two three four", "red green", "sun moon star sky"])]
-    assert not [b for b in calibrate.make_corruptions(unlike, n=4) if b["kind"] == "substitute"]
 
 
 def test_label_free_calibration_weights_the_signal_that_separates_corruptions():

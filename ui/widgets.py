@@ -126,7 +126,7 @@ def run_progress(progress, phase: str) -> None:
     done, total = int(progress.done), max(int(progress.total), 1)
     if stage == "calibration":
         st.progress(min(done / total, 1.0), text=f"Fitting the weights: {done:,} / {total:,} synthetic bad rows "
-                                                 "(swapped, cut short, echoing the prompt, one piece from a similar answer) scored")
+                                                 "(swapped, cut short, echoing the prompt) scored")
         return
     eta = getattr(progress, "eta_s", None)
     left = "" if eta is None or eta != eta else f" · {_duration(eta)} left"
