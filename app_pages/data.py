@@ -18,7 +18,8 @@ FORMATS = ["auto", "alpaca", "sharegpt", "messages", "prompt_completion", "colum
 MODELS = {"default": "Embedded SmolLM2-135M-Instruct (default, offline)", "custom": "A local model dir, .gguf or HF id",
           "tiny": "Tiny random model (tests and demos only)"}
 PRESET_HELP = {"fast": "likelihood (mean, weakest token, end of turn) + reflection + neighbours + form, no sampling",
-               "balanced": "+ in-context likelihood and consistency over 3 samples", "thorough": "+ 5 samples and IFD, BSDetector weights"}
+               "balanced": "+ in-context likelihood: a second pass with similar rows as examples, no sampling",
+               "thorough": "+ consistency over 5 samples and IFD, BSDetector weights (slow)"}
 s = st.session_state
 
 

@@ -47,8 +47,9 @@ def scoring_config(config):
 
 def _key(data_name: str, rows: list[dict], config, dtype: str) -> str:
     text = json.dumps([[r["prompt"], r["response"]] for r in rows], ensure_ascii=False)
-    # The row pass does not depend on how many worked examples the context pass shows.
-    settings = {k: v for k, v in json.loads(scoring_config(config).to_json()).items() if k != "context_examples"}
+    # The row pass depends neither on the context pass's examples nor on how signals are combined.
+    settings = {k: v for k, v in json.loads(scoring_config(config).to_json()).items()
+                if k not in ("context_examples", "mean")}
     digest = hashlib.sha256((text + json.dumps(settings, sort_keys=True) + dtype).encode()).hexdigest()[:12]
     return f"{data_name.replace('/', '_').replace(':', '_')}-{config.model}-{dtype}-{len(rows)}-{digest}"
 
@@ -135,22 +136,30 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
 
     used = {k: v for k, v in values.items() if k in fixed}
     n_syn = min(n_synthetic, len(rows))
-    cal = calibrate.label_free(rows, used, score_rows, n=n_syn, seed=config.seed, labels_only=fitted.labels_only)
-    # Every measured signal (preset or not) in one label-free calibration: what the calibration makes of them all.
-    cal_all = calibrate.label_free(rows, values, score_rows, n=n_syn, seed=config.seed, labels_only=fitted.labels_only)
-    rng = np.random.default_rng(0)
     y = data.is_bad
-    results = [
-        ("confidence (preset weights)", metrics.report(combine.confidence(values, fixed), y)),
-        ("confidence (label-free calibrated)", metrics.report(combine.confidence(values, cal.weights), y)),
-        ("confidence (label-free calibrated, all signals)", metrics.report(combine.confidence(values, cal_all.weights), y)),
-    ]
+    results, cals = [], {}
+    for mean in ("geometric", "arithmetic"):  # the product's default first
+        cal = calibrate.label_free(rows, used, score_rows, n=n_syn, seed=config.seed,
+                                   labels_only=fitted.labels_only, mean=mean)
+        # Every measured signal (preset or not) in one label-free calibration: what it makes of them all.
+        cal_all = calibrate.label_free(rows, values, score_rows, n=n_syn, seed=config.seed,
+                                       labels_only=fitted.labels_only, mean=mean)
+        cals[mean] = (cal, cal_all)
+        results += [
+            (f"confidence, {mean} mean (preset weights)", metrics.report(combine.confidence(values, fixed, mean), y)),
+            (f"confidence, {mean} mean (label-free calibrated)",
+             metrics.report(combine.confidence(values, cal.weights, mean), y)),
+            (f"confidence, {mean} mean (label-free calibrated, all signals)",
+             metrics.report(combine.confidence(values, cal_all.weights, mean), y)),
+        ]
+    rng = np.random.default_rng(0)
     for sig, v in values.items():
         ok = ~np.isnan(v)
         results.append((f"signal: {sig}", metrics.report(np.where(ok, v, np.nanmean(v)), y)))
     results.append(("baseline: random", metrics.report(rng.random(len(y)), y)))
     results.append(("baseline: likelihood only", metrics.report(values["likelihood"], y)))
-    info = {"n": len(y), "bad": int(y.sum()), "categorical_rows": int(fitted.labels_only.sum()),
+    cal, cal_all = cals[config.mean]
+    info = {"n": len(y), "bad": int(y.sum()), "categorical_rows": int(fitted.labels_only.sum()), "mean": config.mean,
             "calibrated_weights": {k: round(w, 3) for k, w in cal.weights.items()},
             "synthetic_auroc": {k: round(a, 3) for k, a in cal_all.auroc.items()}, "synthetic_kinds": cal.kinds,
             "calibrated_weights_all_signals": {k: round(w, 3) for k, w in cal_all.weights.items()}}

@@ -57,15 +57,18 @@ def _auroc(values: np.ndarray, bad: np.ndarray) -> float:
     return float(roc_auc_score(bad[ok], -values[ok]))
 
 
-def fit_weights(values: Mapping[str, np.ndarray], good: np.ndarray, min_each: int = 5, C: float = 1.0) -> Calibration:
-    """Non-negative weights (sum 1) from a logistic regression of good (True) vs bad (False) on the signals.
+def fit_weights(values: Mapping[str, np.ndarray], good: np.ndarray, min_each: int = 5, C: float = 1.0,
+                mean: str = "geometric") -> Calibration:
+    """Non-negative weights (sum 1) from a logistic regression of good (True) vs bad (False) on the signals, in
+    the space `confidence` averages them in (`mean`: their logs for the geometric mean, so that the regression's
+    score and `confidence` order rows alike).
 
     values: signal -> per-row values in [0, 1] (NaN = missing, imputed with the signal's mean). Raises
     CalibrationError when there are fewer than `min_each` good or bad rows, or no signal has any spread.
     """
     from sklearn.linear_model import LogisticRegression
 
-    from .signals.combine import confidence
+    from .signals.combine import confidence, features
 
     good = np.asarray(good, dtype=bool)
     n_good, n_bad = int(good.sum()), int((~good).sum())
@@ -79,6 +82,7 @@ def fit_weights(values: Mapping[str, np.ndarray], good: np.ndarray, min_each: in
             raise ValueError(f"signal '{name}' has {len(v)} values for {len(good)} labels")
         if np.isnan(v).all():
             continue
+        v = features(v, mean)
         v = np.where(np.isnan(v), np.nanmean(v), v)
         if np.ptp(v) > 0:
             cols[name] = v
@@ -101,11 +105,12 @@ def fit_weights(values: Mapping[str, np.ndarray], good: np.ndarray, min_each: in
     weights = {n: float(coef.get(n, 0.0) / total) for n in values}
     bad = ~good
     per_signal = {n: _auroc(np.asarray(v, dtype=float), bad) for n, v in values.items()}
-    conf = confidence({n: np.asarray(v, dtype=float) for n, v in values.items()}, weights)
+    conf = confidence({n: np.asarray(v, dtype=float) for n, v in values.items()}, weights, mean)
     return Calibration(weights, "", n_good, n_bad, per_signal, _auroc(conf, bad))
 
 
-def from_decisions(values: Mapping[str, np.ndarray], actions: Sequence[str], min_each: int = 5) -> Calibration:
+def from_decisions(values: Mapping[str, np.ndarray], actions: Sequence[str], min_each: int = 5,
+                   mean: str = "geometric") -> Calibration:
     """Weights from reviewers' decisions on some rows; `values` holds those rows' signals, aligned with `actions`.
 
     "keep" marks a good row; "drop", "edit" and "accept" (a proposal replaced the response) mark a bad one; other
@@ -118,7 +123,7 @@ def from_decisions(values: Mapping[str, np.ndarray], actions: Sequence[str], min
         raise CalibrationError(
             f"calibration from decisions needs at least {min_each} kept and {min_each} dropped/edited rows; "
             f"got {int(good.sum())} kept and {int((~good).sum())} dropped/edited")
-    cal = fit_weights({n: np.asarray(v, dtype=float)[used] for n, v in values.items()}, good, min_each)
+    cal = fit_weights({n: np.asarray(v, dtype=float)[used] for n, v in values.items()}, good, min_each, mean=mean)
     return dataclasses.replace(cal, method="decisions")
 
 
@@ -187,7 +192,7 @@ def _echo(prompt: Any, n_words: int, rng: np.random.Generator) -> str:
 def label_free(rows: Sequence[Any], values: Mapping[str, np.ndarray],
                score_rows: Callable[[list[dict]], Mapping[str, np.ndarray]],
                n: int = 200, seed: int = 0, min_each: int = 5,
-               labels_only: Sequence[bool] | None = None) -> Calibration:
+               labels_only: Sequence[bool] | None = None, mean: str = "geometric") -> Calibration:
     """Weights that separate synthetic corruptions of the dataset from the rows they were made from.
 
     rows: the dataset rows (mappings or objects with `prompt` and `response`); values: their signal values
@@ -210,6 +215,6 @@ def label_free(rows: Sequence[Any], values: Mapping[str, np.ndarray],
             raise ValueError(f"score_rows returned {len(syn)} values of '{name}' for {len(bad_rows)} rows")
         merged[name] = np.concatenate([orig, syn])
     good = np.r_[np.ones(len(originals), bool), np.zeros(len(bad_rows), bool)]
-    cal = fit_weights(merged, good, min_each)
+    cal = fit_weights(merged, good, min_each, mean=mean)
     kinds = {k: sum(r["kind"] == k for r in bad_rows) for k in ("swap", "truncate", "echo")}
     return dataclasses.replace(cal, method="synthetic", kinds=kinds)

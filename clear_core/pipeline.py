@@ -248,7 +248,7 @@ def _dataset_stage(ws, run, config: ScoreConfig, backend, progress) -> None:
         weights = _calibrated_weights(records, values, weights, config, backend, fitted,
                                       lambda done, total, here, t0: _report(progress, run.id, CALIBRATION, done,
                                                                             total, here, t0), ctx)
-    conf = _combine(values, weights)
+    conf = _combine(values, weights, config.mean)
     frames.append(pd.DataFrame({"row_idx": rows, "signal": "confidence", "value": conf, "raw": conf}))
     # The weights go in first: if the process dies before the commit below, the dataset stage is simply redone.
     ws.update_run(run.id, weights=weights)
@@ -280,9 +280,9 @@ def _dataset_signals(ws, run, config: ScoreConfig, rows, records, values: dict) 
     return frames, fitted
 
 
-def _combine(values, weights):
+def _combine(values, weights, mean):
     from .signals import combine
-    return combine.confidence(values, weights)
+    return combine.confidence(values, weights, mean)
 
 
 def _calibrated_weights(records, values, weights, config, backend, fitted, report=None, ctx=None) -> dict:
@@ -320,7 +320,7 @@ def _calibrated_weights(records, values, weights, config, backend, fitted, repor
     used = {k: v for k, v in values.items() if weights.get(k, 0) > 0}
     try:
         cal = calibrate.label_free(records, used, score_rows, n=min(200, len(records)), seed=config.seed,
-                                   labels_only=fitted.labels_only)
+                                   labels_only=fitted.labels_only, mean=config.mean)
     except calibrate.CalibrationError:
         return weights
     return {k: float(v) for k, v in cal.weights.items()}

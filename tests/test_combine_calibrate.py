@@ -11,9 +11,19 @@ from clear_core.signals import combine
 def test_confidence_weighted_mean_ignores_missing_signals():
     values = {"a": np.array([1.0, 0.0, np.nan, np.nan]), "b": np.array([0.0, 1.0, 0.5, np.nan]),
               "c": np.array([0.3, 0.3, 0.3, 0.3])}
-    out = combine.confidence(values, {"a": 3.0, "b": 1.0, "z": 5.0})  # "c" unweighted, "z" absent
+    out = combine.confidence(values, {"a": 3.0, "b": 1.0, "z": 5.0}, "arithmetic")  # "c" unweighted, "z" absent
     np.testing.assert_allclose(out[:3], [0.75, 0.25, 0.5])
     assert np.isnan(out[3])  # no weighted signal present for that row
+    geo = combine.confidence(values, {"a": 3.0, "b": 1.0, "z": 5.0})  # the default: geometric
+    floor = combine.FLOOR
+    np.testing.assert_allclose(geo[:3], [floor ** 0.25, floor ** 0.75, 0.5])  # a 0 counts as FLOOR
+    assert np.isnan(geo[3])
+    # one signal sure the row is bad pulls the geometric mean far below the arithmetic one
+    pair = {"x": np.array([0.9, 0.5]), "y": np.array([0.01, 0.5])}
+    a, g = combine.confidence(pair, {"x": 1, "y": 1}, "arithmetic"), combine.confidence(pair, {"x": 1, "y": 1})
+    assert g[0] == pytest.approx(np.sqrt(0.009)) and a[0] == pytest.approx(0.455) and g[1] == pytest.approx(0.5)
+    with pytest.raises(UnknownNameError):
+        combine.confidence(pair, {"x": 1}, "median")
 
 
 def test_confidence_stays_in_unit_interval_and_preset_weights():

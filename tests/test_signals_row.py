@@ -216,9 +216,9 @@ def test_long_rows_are_cut_from_the_left_of_the_prompt(tiny_backend):
 
 
 def test_consistency_through_score_batch_is_seeded(tiny_backend):
-    cfg = preset_config("balanced", k_samples=2, max_new_tokens=6, agreement="llm")
+    cfg = preset_config("thorough", k_samples=2, max_new_tokens=6, agreement="llm")
     a = score_batch(tiny_backend, ROWS[:3], cfg)
     b = score_batch(tiny_backend, ROWS[:3], cfg)
     np.testing.assert_array_equal(a.values["consistency"], b.values["consistency"])
     assert np.all((a.values["consistency"] >= 0) & (a.values["consistency"] <= 1))
-    assert "consistency" not in score_batch(tiny_backend, ROWS[:3], preset_config("balanced", k_samples=0)).values
+    assert "consistency" not in score_batch(tiny_backend, ROWS[:3], preset_config("thorough", k_samples=0)).values
