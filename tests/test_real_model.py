@@ -58,3 +58,26 @@ def test_likelihood_prefers_the_right_answer(default_backend):
     for i, (q, right, wrong) in enumerate(FACTS):
         assert lik[2 * i] > lik[2 * i + 1], f"{q}: {right} {lik[2 * i]:.4f} <= {wrong} {lik[2 * i + 1]:.4f}"
     assert set(res.values) == {"likelihood"} and np.all((lik > 0) & (lik < 1))
+
+
+def test_in_context_likelihood_prefers_the_right_answer(default_backend):
+    """With the other rows as worked examples, the right capital scores above another row's capital."""
+    from clear_core.scoring import score_context
+    from clear_core.signals.context import ContextIndex
+
+    backend, _ = default_backend
+    facts = [("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Germany", "Berlin"), ("Spain", "Madrid")]
+    rows = [Row(i, [{"role": "user", "content": f"What is the capital of {c}?"}], f"The capital of {c} is {city}.")
+            for i, (c, city) in enumerate(facts)]
+    cfg = preset_config("balanced")
+    index = ContextIndex.build(np.arange(len(rows)), score_batch(backend, rows, cfg).prompt_emb)
+
+    def lookup(ids):
+        return {i: (rows[i].prompt, rows[i].response) for i in ids}
+
+    wrong = [Row(-1 - i, r.prompt, r.response.replace(facts[i][1], facts[(i + 1) % len(facts)][1]))
+             for i, r in enumerate(rows)]
+    right_v = score_context(backend, rows, np.arange(len(rows)), index, lookup, cfg).values["likelihood_ctx"]
+    wrong_v = score_context(backend, wrong, np.arange(len(rows)), index, lookup, cfg).values["likelihood_ctx"]
+    for (c, city), r, w in zip(facts, right_v, wrong_v):
+        assert r > w, f"{c}: {city} {r:.4f} <= {w:.4f}"
