@@ -73,7 +73,7 @@ def load_sample(sample_dir: str | Path, limit: int | None = None) -> BenchData:
     labels = pd.read_csv(sample_dir / "demo_labels.csv", dtype={"id": str})
     noise = dict(zip(labels["id"], labels["noise"].astype(str)))
     kinds = dict(zip(labels["id"], labels["kind"].astype(str))) if "kind" in labels else {}
-    rows, is_bad, row_kinds = [], [], []
+    rows, is_bad, row_kinds, row_noise = [], [], [], []
     with open(sample_dir / "demo.jsonl", encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, 1):
             if not line.strip():
@@ -88,9 +88,10 @@ def load_sample(sample_dir: str | Path, limit: int | None = None) -> BenchData:
             rows.append({"id": rid, "prompt": [{"role": "user", "content": text}], "response": rec.get("output", "")})
             is_bad.append(noise[rid] != "clean")
             row_kinds.append(kinds.get(rid, ""))
+            row_noise.append(noise[rid])
             if limit and len(rows) >= limit:
                 break
-    return BenchData("sample", rows, np.array(is_bad, dtype=bool), {"kind": row_kinds})
+    return BenchData("sample", rows, np.array(is_bad, dtype=bool), {"kind": row_kinds, "noise": row_noise})
 
 
 def load(name: str, benchmarks: str | Path, sample_dir: str | Path, limit: int | None = None) -> BenchData:

@@ -164,7 +164,23 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
             "synthetic_auroc": {k: round(a, 3) for k, a in cal_all.auroc.items()}, "synthetic_kinds": cal.kinds,
             "calibrated_weights_all_signals": {k: round(w, 3) for k, w in cal_all.weights.items()}}
     print(f"# {name}: " + json.dumps(info), flush=True)
+    if "noise" in data.info:
+        per_kind = {"confidence": combine.confidence(values, cal.weights, config.mean), **values}
+        print_per_kind(name, per_kind, np.asarray(data.info["noise"]))
     return results
+
+
+def print_per_kind(name: str, values: dict[str, np.ndarray], noise: np.ndarray) -> None:
+    """AUROC of each signal for each kind of noise: that kind's bad rows against all clean rows."""
+    kinds = sorted(set(noise) - {"clean"})
+    clean = noise == "clean"
+    print(f"\n## {name}: AUROC per noise kind (its bad rows against all clean rows)")
+    print("| signal | " + " | ".join(f"{k} ({int((noise == k).sum())})" for k in kinds) + " |")
+    print("|---|" + "---:|" * len(kinds))
+    for sig, v in values.items():
+        v = np.where(np.isnan(v), np.nanmean(v), v)
+        cells = [metrics.report(v[clean | (noise == k)], (noise == k)[clean | (noise == k)])["auroc"] for k in kinds]
+        print(f"| {sig} | " + " | ".join(f"{c:.2f}" for c in cells) + " |", flush=True)
 
 
 def print_table(name: str, results: list[tuple[str, dict]]) -> None:
