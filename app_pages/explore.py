@@ -82,8 +82,9 @@ widgets.band_metrics(ws.band_counts(run.id, thr.t_drop, thr.t_keep, thr.eta))
 
 st.plotly_chart(charts.histogram(histogram(ws, ws.path, run.id, version, "confidence"), "confidence",
                                  thr.t_drop, thr.t_keep), width="stretch", key="hist_confidence")
-st.caption("How trustworthy each row looks (0 = surely bad, 1 = surely good): the weighted mean of the signals. "
-           "Rows left of the red line are dropped, right of the green line kept, in between sent to review.")
+mean = (run.config or {}).get("mean", "arithmetic")
+st.caption(f"How trustworthy each row looks (0 = surely bad, 1 = surely good): the weighted {mean} mean of the "
+           "signals. Rows left of the red line are dropped, right of the green line kept, in between sent to review.")
 
 others = run_signals(ws, ws.path, run.id, version)
 if others:

@@ -53,6 +53,8 @@ class ScoreConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> "ScoreConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
+        if "preset" in data and "mean" not in data:  # a run stored before `mean` existed averaged arithmetically
+            kwargs["mean"] = "arithmetic"
         for name in ("signals", "embed_layers"):
             if name in kwargs:
                 kwargs[name] = tuple(kwargs[name])

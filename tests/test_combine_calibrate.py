@@ -130,3 +130,14 @@ def test_label_free_rejects_wrong_length_from_scorer():
     rows = [{"prompt": f"q{i}", "response": f"r{i}"} for i in range(20)]
     with pytest.raises(ValueError):
         calibrate.label_free(rows, {"s": np.ones(20)}, lambda b: {"s": np.ones(3)}, n=10)
+
+
+def test_a_stored_config_keeps_its_mean_and_an_old_one_reads_as_arithmetic():
+    import json
+
+    from clear_core.config import ScoreConfig, preset_config
+
+    cfg = preset_config("balanced")
+    assert cfg.mean == "geometric" and ScoreConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    old = {k: v for k, v in json.loads(cfg.to_json()).items() if k != "mean"}  # stored before `mean` existed
+    assert ScoreConfig.from_dict(old).mean == "arithmetic"
