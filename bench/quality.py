@@ -103,7 +103,8 @@ def context_cached(backend, rows: list[dict], source_rows, index, dataset_rows: 
     return cached_chunks(len(rows), cache, label, compute)
 
 
-def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: int) -> list[tuple[str, dict]]:
+def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: int):
+    """(table rows, per-kind values or None): every method's metrics on one dataset."""
     from clear_core import calibrate
     from clear_core.signals import DATASET_SIGNALS, combine, context, dataset
 
@@ -164,10 +165,11 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
             "synthetic_auroc": {k: round(a, 3) for k, a in cal_all.auroc.items()}, "synthetic_kinds": cal.kinds,
             "calibrated_weights_all_signals": {k: round(w, 3) for k, w in cal_all.weights.items()}}
     print(f"# {name}: " + json.dumps(info), flush=True)
+    per_kind = None
     if "noise" in data.info:
-        per_kind = {"confidence": combine.confidence(values, cal.weights, config.mean), **values}
-        print_per_kind(name, per_kind, np.asarray(data.info["noise"]))
-    return results
+        per_kind = ({"confidence": combine.confidence(values, cal.weights, config.mean), **values},
+                    np.asarray(data.info["noise"]))
+    return results, per_kind
 
 
 def print_per_kind(name: str, values: dict[str, np.ndarray], noise: np.ndarray) -> None:
@@ -219,7 +221,10 @@ def main(argv: list[str] | None = None) -> int:
           f"embed_layers {config.embed_layers}", flush=True)
     for name in args.datasets.split(","):
         data = datasets.load(name.strip(), args.benchmarks, args.sample_dir, args.limit)
-        print_table(data.name, evaluate(data.name, data, backend, config, Path(args.cache) / "quality", args.synthetic))
+        results, per_kind = evaluate(data.name, data, backend, config, Path(args.cache) / "quality", args.synthetic)
+        print_table(data.name, results)
+        if per_kind is not None:
+            print_per_kind(data.name, *per_kind)
     return 0
 
 
