@@ -9,7 +9,7 @@ For each dtype (the model loaded in it; `auto` picks bf16 on CPUs with native bf
    embeddings; the dataset-level neighbors step is not included), and its utilisation
    tokens/s x 2 x n_params / peak, next to the utilisation of the matmul FLOPs actually performed;
 3. a naive baseline: one row at a time, likelihood from a full forward, and BSDetector's two questions answered by
-   generating text (greedy, a few tokens) and parsing the letter;
+   generating text (greedy, 8 new tokens by default, --naive-new-tokens) and parsing the letter;
 4. rows/s of each preset (thorough on a small subset: it samples);
 5. the levers: threads, and the padded-token budget per forward.
 """
@@ -96,15 +96,16 @@ BSD_PROMPT = ("Question: {q}\nProposed Answer: {a}\n{question}\nThe output shoul
               "explanation: [insert analysis], answer: [choose one letter from among choices A through C]")
 
 
-def naive_row(backend, prompt, response) -> tuple[float, float]:
-    """One row the naive way: a full forward for the likelihood, then each question by generated, parsed text."""
+def naive_row(backend, prompt, response, max_new_tokens: int = 8) -> tuple[float, float]:
+    """One row the naive way: a full forward for the likelihood, then each question by generated, parsed text
+    (greedy, at most max_new_tokens, stopping at the end of the turn)."""
     from clear_core.signals import reflection
 
     lp = backend.token_logprobs([prompt], [response])[0][:-1]
     scores = []
     for question in reflection.QUESTIONS:
         text = backend.generate([BSD_PROMPT.format(q=prompt[-1]["content"], a=response, question=question)],
-                                max_new_tokens=8, temperature=0.0)[0][0]
+                                max_new_tokens=max_new_tokens, temperature=0.0)[0][0]
         letter = re.search(r"\b([ABC])\b", text)
         scores.append({"A": 1.0, "B": 0.0, "C": 0.5}[letter.group(1)] if letter else 0.5)
     return float(np.exp(lp.mean())), float(np.mean(scores))
@@ -137,10 +138,11 @@ def measure_dtype(backend, rows, args, fp32_peak) -> None:
 
     t, c = time.perf_counter(), time.process_time()
     for _, prompt, response in rows[:args.naive_rows]:
-        naive_row(backend, prompt, response)
+        naive_row(backend, prompt, response, args.naive_new_tokens)
     naive_wall, naive_cpu = args.naive_rows / (time.perf_counter() - t), args.naive_rows / (time.process_time() - c)
     fast_cpu = len(rows) / res["cpu"]
-    print(f"naive (one row at a time, generated + parsed letters, same dtype): {naive_wall:.3f} rows/s; fast is "
+    print(f"naive (one row at a time, generated + parsed letters, at most {args.naive_new_tokens} new tokens per "
+          f"question, same dtype): {naive_wall:.3f} rows/s; fast is "
           f"{res['rows_s'] / naive_wall:.1f}x faster per wall second, {fast_cpu / naive_cpu:.1f}x per CPU second "
           f"(target >= 10x)")
 
@@ -150,6 +152,9 @@ def main(argv=None) -> None:
     ap.add_argument("--rows", type=int, default=48)
     ap.add_argument("--rows-per-call", type=int, default=48, help="rows per score_batch call (the pipeline's batch)")
     ap.add_argument("--naive-rows", type=int, default=6)
+    ap.add_argument("--naive-new-tokens", type=int, default=8,
+                    help="new tokens the naive loop generates per question (8 reaches the letter SmolLM2 answers "
+                         "first; BSDetector's template asks for an explanation, then the letter)")
     ap.add_argument("--subset", type=int, default=2, help="rows for balanced / thorough")
     ap.add_argument("--levers", action="store_true", help="also time threads / batch size / forward budget")
     ap.add_argument("--lever-rows", type=int, default=24)
