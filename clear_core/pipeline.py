@@ -2,13 +2,12 @@
 
 A scoring run has up to three stages. `rows`: the pending rows go through `scoring.score_batch` in batches, and
 each batch's values, raw values, embeddings and per-row errors are committed with `ws.commit_batch` in ONE
-transaction, so `row_status` always says exactly which rows are done. `context` (only when the config has
-`likelihood_ctx`): every row again, after its nearest rows as worked examples (`scoring.score_context`), batch by
-batch in the same way. `dataset`: once every row is done, the
-dataset-level signals (`neighbors`, `form`, `likelihood_rel`: `signals.dataset`), the label-free calibration of
-the weights and `confidence` (in [0, 1], higher = more trustworthy) are computed over all rows and committed in one
-transaction. A run killed at any moment (even
-SIGKILL) starts again from `row_status`: no row is computed twice, none is lost.
+transaction, so `row_status` always says exactly which rows are done. `context` (only when the config has a
+context signal, likelihood_ctx or likelihood_ctx_min): every row again, after its nearest rows as worked examples
+(`scoring.score_context`), batch by batch in the same way. `dataset`: once every row is done, the dataset-level
+signals (`neighbors`, `form`, `likelihood_rel`: `signals.dataset`), the label-free calibration of the weights and
+`confidence` (in [0, 1], higher = more trustworthy) are computed over all rows and committed in one transaction.
+A run killed at any moment (even SIGKILL) starts again from `row_status`: no row is computed twice, none is lost.
 
 Stopping: `cancel` (a threading.Event, the app's stop button) is checked between batches; Ctrl-C interrupts the
 batch in flight. Either way the run is marked `stopped`, committed batches stay, and `resume` goes on.
@@ -140,8 +139,9 @@ def _rows_stage(ws, run, config: ScoreConfig, backend, progress, cancel) -> None
 
 
 def _context_stage(ws, run, config: ScoreConfig, backend, progress, cancel) -> None:
-    """The context signals of config.signals (likelihood_ctx, likelihood_ctx_min): each row again, after its nearest rows as worked examples;
-    batches committed like the rows stage. A row that failed the rows stage has no embedding and fails here too."""
+    """The context signals of config.signals (likelihood_ctx, likelihood_ctx_min): each row again, after its
+    nearest rows as worked examples; batches committed like the rows stage. A row that failed the rows stage has
+    no embedding and fails here too."""
     from . import scoring
     from .signals import CONTEXT_SIGNALS, context
 

@@ -126,9 +126,10 @@ def score_batch(backend: Backend, rows: Sequence[Row | tuple], config: ScoreConf
 
 def score_context(backend: Backend, rows: Sequence[Row | tuple], source_rows: Sequence[int],
                   index: context.ContextIndex, lookup: Callable, config: ScoreConfig) -> BatchResult:
-    """`likelihood_ctx` and `likelihood_ctx_min` for a batch: row i is scored after the dataset rows nearest to dataset row source_rows[i]
-    (its own row, or the one a synthetic row was made from) as earlier turns of its chat (signals.context);
-    lookup(row ids) -> {row id: (prompt, response)} gives their text. One teacher-forced forward per row and no
+    """`likelihood_ctx` and `likelihood_ctx_min` for a batch: row i is scored after the dataset rows nearest to
+    dataset row source_rows[i] (its own row, or the one a synthetic row was made from) as earlier turns of its chat
+    (signals.context); lookup(row ids) -> {row id: (prompt, response)} gives their text. One teacher-forced forward
+    per row and no
     embeddings."""
     from .backends.base import as_messages
 
@@ -143,8 +144,8 @@ def score_context(backend: Backend, rows: Sequence[Row | tuple], source_rows: Se
     lps = [out[0] if out else np.zeros(0) for out in fused["out"]]
     failed = np.array([r.row_idx in errors for r in rows], dtype=bool)
     values, raw = {}, {}
-    for name, (v, rw) in ((context.NAME, context.score(lps)),
-                          (context.MIN_NAME, context.score_min(lps, [it is not None and it.ends_turn for it in items]))):
+    ends = [it is not None and it.ends_turn for it in items]
+    for name, (v, rw) in ((context.NAME, context.score(lps)), (context.MIN_NAME, context.score_min(lps, ends))):
         values[name], raw[name] = np.where(failed, np.nan, v), np.where(failed, np.nan, rw)
     return BatchResult(row_idx=np.array([r.row_idx for r in rows], dtype=np.int64), values=values, raw=raw,
                        prompt_emb=None, response_emb=None, n_tokens=fused["n_tokens"], errors=errors,

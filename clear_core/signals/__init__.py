@@ -1,9 +1,10 @@
 """Signal registry: every confidence signal by name, each in [0, 1], higher = more trustworthy.
 
 Row signals (likelihood, reflection, consistency, ifd) are computed batch by batch by `clear_core.scoring`; the
-context signals (likelihood_ctx, likelihood_ctx_min) in a second pass once every row is embedded (it needs each row's nearest rows);
-the dataset signals (neighbors, form, likelihood_rel) over all rows at once. A descriptor names its module, which is imported
-only when the signal is used, so the registry costs nothing to import and lists signals whose module is heavy.
+context signals (likelihood_ctx, likelihood_ctx_min) in a second pass once every row is embedded (they need each
+row's nearest rows); the dataset signals (neighbors, form, likelihood_rel) over all rows at once. A descriptor names
+its module, which is imported only when the signal is used, so the registry costs nothing to import and lists
+signals whose module is heavy.
 """
 
 from __future__ import annotations

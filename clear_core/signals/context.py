@@ -34,13 +34,16 @@ class ContextIndex:
 
     row_idx: np.ndarray   # the dataset row of each embedding
     unit: np.ndarray      # centred, L2-normalised prompt embeddings (float32)
+    pos: dict             # dataset row -> its position in row_idx / unit
 
     @classmethod
     def build(cls, row_idx, prompt_emb) -> "ContextIndex":
         from .neighbors import _unit
 
         emb = np.asarray(prompt_emb, dtype=np.float64)
-        return cls(np.asarray(row_idx, dtype=np.int64), _unit(emb, emb.mean(axis=0)).astype(np.float32))
+        row_idx = np.asarray(row_idx, dtype=np.int64)
+        return cls(row_idx, _unit(emb, emb.mean(axis=0)).astype(np.float32),
+                   {int(r): i for i, r in enumerate(row_idx)})
 
     def examples_for(self, rows: Sequence[int], k: int = K) -> np.ndarray:
         """(n, k') dataset rows whose prompts are nearest to each of `rows`' prompt (the row itself never),
@@ -48,7 +51,7 @@ class ContextIndex:
         embedding gets -1s."""
         from .neighbors import _knn
 
-        pos = {int(r): i for i, r in enumerate(self.row_idx)}
+        pos = self.pos
         k = max(0, min(k, len(self.row_idx) - 1))
         out = np.full((len(rows), k), -1, dtype=np.int64)
         have = [i for i, r in enumerate(rows) if int(r) in pos]
