@@ -4,7 +4,7 @@ same scores as an uninterrupted run, and no row committed twice or lost.
 Most of each process's life is importing torch and transformers (3-15 s depending on the machine's load). The
 first kill comes once the progress bar shows a random number of rows committed, so it always lands inside the rows
 stage however fast the machine is (about 1 s for 300 rows when idle); the later ones come a random 0-1.5 s after
-the run announces itself: during the rows stage, the dataset stage, or right after the start.
+the run announces itself: during the rows stage, the in-context stage, the dataset stage, or right after the start.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pandas as pd
 from conftest import ROOT, write_rows
 
 N_ROWS, BATCH, KILLS, SEED = 300, 10, 3, 1234
+PRESET = "balanced"  # rows, then the in-context pass (its own resumable stage), then the dataset stage
 
 
 def _start(cmd, env):
@@ -66,10 +67,10 @@ def test_sigkill_at_random_points_then_resume(tmp_path, tiny_model_dir, tiny_bac
     data = write_rows(tmp_path / "kr.jsonl", n=N_ROWS, seed=7)
     ws_path = tmp_path / "kr.duckdb"
     cmd = [sys.executable, "-m", "clear_core.cli", "score", str(data), "--model", str(tiny_model_dir),
-           "--workspace", str(ws_path), "--batch-size", str(BATCH)]
+           "--workspace", str(ws_path), "--batch-size", str(BATCH), "--preset", PRESET]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     rng = random.Random(SEED)
-    done_after_kill = []
+    done_after_kill, context_after_kill = [], []
     for kill in range(KILLS):
         proc = _start(cmd, env)
         try:
@@ -85,17 +86,20 @@ def test_sigkill_at_random_points_then_resume(tmp_path, tiny_model_dir, tiny_bac
             runs = ws.list_runs()
             assert len(runs) == 1, "a restart must resume the unfinished run, not start another"
             done_after_kill.append(len(ws.done_rows(runs[0].id, "rows")))
+            context_after_kill.append(len(ws.done_rows(runs[0].id, "context")))
     final = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert final.returncode == 0, final.stdout + final.stderr
     assert "resuming run" in final.stdout or done_after_kill[-1] == 0
     # At least one kill landed in the middle of the rows stage (the test exercised a partial run).
     assert any(0 < d < N_ROWS for d in done_after_kill), done_after_kill
     assert done_after_kill == sorted(done_after_kill)  # committed work is never lost
+    assert context_after_kill == sorted(context_after_kill)
+    print("rows / in-context rows committed after each kill:", done_after_kill, context_after_kill)
 
     # The uninterrupted reference: same data, same settings, one go.
     with Workspace.open(tmp_path / "ref.duckdb") as ref:
         ref.add_dataset("kr", read_dataset(str(data)))
-        ref_id = pipeline.run_scoring(ref, "kr", preset_config("fast", model=str(tiny_model_dir), batch_size=BATCH),
+        ref_id = pipeline.run_scoring(ref, "kr", preset_config(PRESET, model=str(tiny_model_dir), batch_size=BATCH),
                                       backend=tiny_backend)
         expected = ref.scores_wide(ref_id)
         expected_weights = ref.get_run(ref_id).weights
@@ -112,8 +116,8 @@ def test_sigkill_at_random_points_then_resume(tmp_path, tiny_model_dir, tiny_bac
         per_emb = cur.execute("SELECT kind, row_idx, count(*) AS n FROM embeddings WHERE run_id = ? "
                               "GROUP BY ALL", [run.id]).df()
         weights = run.weights
-    assert (per_stage["n"] == 1).all() and len(per_stage) == 2 * N_ROWS
-    n_signals = len(preset_config("fast").signals) + 1  # + confidence
+    assert (per_stage["n"] == 1).all() and len(per_stage) == 3 * N_ROWS  # rows, context, dataset
+    n_signals = len(preset_config(PRESET).signals) + 1  # + confidence
     assert (per_signal["n"] == 1).all() and len(per_signal) == n_signals * N_ROWS
     assert (per_emb["n"] == 1).all() and len(per_emb) == 2 * N_ROWS
     pd.testing.assert_frame_equal(got, expected, atol=1e-5, rtol=1e-4)
