@@ -237,14 +237,17 @@ def _dataset_stage(ws, run, config: ScoreConfig, backend, progress) -> None:
         return
     values = {s: wide[s].to_numpy(dtype=float) for s in wide.columns if s not in ("row_idx", "confidence")}
     records = _load_rows(ws, run.dataset_id, rows)
-    frames, fitted = _dataset_signals(ws, run, config, rows, records, values)
+    from .signals import CONTEXT_SIGNALS, DATASET_SIGNALS, context
+
+    # Loaded once, for the dataset signals and for the worked examples of calibration's synthetic rows.
+    needs_emb = any(s in config.signals for s in DATASET_SIGNALS + CONTEXT_SIGNALS)
+    prompt_emb, response_emb = _embeddings(ws, run.id, rows) if needs_emb else (None, None)
+    frames, fitted = _dataset_signals(ws, run, config, rows, records, values, prompt_emb, response_emb)
     weights = {k: float(v) for k, v in config.weights.items() if k in values}
     if config.calibrate == "synthetic" and len(rows) >= 8:
-        from .signals import CONTEXT_SIGNALS, context
-
         ctx = None
         if any(weights.get(s, 0) > 0 for s in CONTEXT_SIGNALS):  # synthetic rows: their source row's examples
-            ctx = context.ContextIndex.build(np.arange(len(rows)), _embeddings(ws, run.id, rows)[0])
+            ctx = context.ContextIndex.build(np.arange(len(rows)), prompt_emb)
         weights = _calibrated_weights(records, values, weights, config, backend, fitted,
                                       lambda done, total, here, t0: _report(progress, run.id, CALIBRATION, done,
                                                                             total, here, t0), ctx)
@@ -259,8 +262,10 @@ def _dataset_stage(ws, run, config: ScoreConfig, backend, progress) -> None:
     _report(progress, run.id, DATASET, 1, 1, 1, time.perf_counter())
 
 
-def _dataset_signals(ws, run, config: ScoreConfig, rows, records, values: dict) -> tuple[list, object]:
-    """Fit the dataset signals of config.signals over the scored rows; adds their values to `values`.
+def _dataset_signals(ws, run, config: ScoreConfig, rows, records, values: dict, prompt_emb,
+                     response_emb) -> tuple[list, object]:
+    """Fit the dataset signals of config.signals over the scored rows (embeddings aligned with `rows`); adds their
+    values to `values`.
 
     Returns (score frames to commit, the `signals.dataset.DatasetFit` that scores calibration's synthetic rows)."""
     from .signals import DATASET_SIGNALS, dataset
@@ -268,7 +273,6 @@ def _dataset_signals(ws, run, config: ScoreConfig, rows, records, values: dict) 
     wanted = [s for s in DATASET_SIGNALS if s in config.signals]
     if not wanted or len(rows) < 2:
         return [], dataset.DatasetFit()
-    prompt_emb, response_emb = _embeddings(ws, run.id, rows)
     raw_likelihood = None
     if "likelihood_rel" in wanted and "likelihood" in values:
         raw_likelihood = ws.scores_wide(run.id, ["likelihood"], raw=True)["likelihood"].to_numpy(dtype=float)
