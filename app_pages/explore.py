@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from clear_core.config import ScoreConfig
 from ui import charts, state, widgets
 
 SCATTER_POINTS = 20_000
@@ -82,7 +83,7 @@ widgets.band_metrics(ws.band_counts(run.id, thr.t_drop, thr.t_keep, thr.eta))
 
 st.plotly_chart(charts.histogram(histogram(ws, ws.path, run.id, version, "confidence"), "confidence",
                                  thr.t_drop, thr.t_keep), width="stretch", key="hist_confidence")
-mean = (run.config or {}).get("mean", "arithmetic")
+mean = ScoreConfig.from_dict(run.config or {}).mean  # a run stored before `mean` existed reads as arithmetic
 st.caption(f"How trustworthy each row looks (0 = surely bad, 1 = surely good): the weighted {mean} mean of the "
            "signals. Rows left of the red line are dropped, right of the green line kept, in between sent to review.")
 
