@@ -13,6 +13,8 @@
 * `small_workspace`: a fresh workspace file in tmp_path with 48 such rows ingested as dataset "small".
 * `sample_workspace`: a fresh workspace with the project's `sample_data/demo.jsonl` ingested as "demo" (skipped
   while the sample data has not been generated).
+* `run_then_stop(ws, dataset, config, backend, stage, after)`: an uninterrupted scoring run, then one stopped in
+  `stage` once `after` rows are committed there: (full run id, stopped run id).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -92,3 +95,21 @@ def sample_workspace(tmp_path):
     ws = _ingest(tmp_path / "ws.duckdb", SAMPLE, "demo")
     yield ws
     ws.close()
+
+
+def run_then_stop(ws, dataset: str, config, backend, stage: str, after: int) -> tuple[int, int]:
+    """An uninterrupted scoring run of `dataset`, then a run of the same config stopped (the app's stop button: a
+    cancel event, checked between batches) once `stage` has `after` rows committed: (full run id, stopped run id)."""
+    from clear_core import pipeline
+    from clear_core.errors import Cancelled
+
+    full = pipeline.run_scoring(ws, dataset, config, backend=backend)
+    cancel = threading.Event()
+
+    def stop(p):
+        if p.stage == stage and p.done >= after:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        pipeline.run_scoring(ws, dataset, config, backend=backend, progress=stop, cancel=cancel)
+    return full, ws.latest_run(ws.get_dataset(dataset).id).id

@@ -3,16 +3,14 @@ tiny model, and its pipeline stage (resumable, calibrated, stored)."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
 from clear_core import pipeline
 from clear_core.config import preset_config
-from clear_core.errors import Cancelled
 from clear_core.scoring import Row, score_context
 from clear_core.signals import context, get_signal
+from conftest import run_then_stop
 
 SIGNALS = ("likelihood", "likelihood_ctx", "neighbors")
 CONFIG = preset_config("fast", batch_size=8, signals=SIGNALS, weights={s: 1.0 for s in SIGNALS})
@@ -110,16 +108,7 @@ def test_a_run_with_likelihood_ctx_has_a_context_stage(small_workspace, tiny_bac
 
 def test_a_run_stopped_in_the_context_stage_resumes_to_the_same_values(small_workspace, tiny_backend):
     ws = small_workspace
-    full = pipeline.run_scoring(ws, "small", CONFIG, backend=tiny_backend)
-    cancel = threading.Event()
-
-    def stop_in_context(p):
-        if p.stage == "context" and p.done >= 16:
-            cancel.set()
-
-    with pytest.raises(Cancelled):
-        pipeline.run_scoring(ws, "small", CONFIG, backend=tiny_backend, progress=stop_in_context, cancel=cancel)
-    stopped = max(r.id for r in ws.list_runs(ws.get_dataset("small").id))
+    full, stopped = run_then_stop(ws, "small", CONFIG, tiny_backend, "context", after=16)
     assert ws.get_run(stopped).status == "stopped" and len(ws.pending_rows(stopped, "context")) == 48 - 16
     pipeline.resume(ws, stopped, backend=tiny_backend)
     a, b = ws.scores_wide(full), ws.scores_wide(stopped)

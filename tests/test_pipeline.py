@@ -3,15 +3,13 @@ run, failed rows recorded, progress; and the Auto-Filter thresholds and bands.""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from clear_core import filtering, pipeline
 from clear_core.config import Thresholds, preset_config
-from clear_core.errors import Cancelled
+from conftest import run_then_stop
 
 CONFIG = preset_config("fast", batch_size=8)
 
@@ -58,17 +56,8 @@ def test_run_scores_every_row_once(small_workspace, tiny_backend):
 
 def test_cancel_then_resume_equals_uninterrupted(small_workspace, tiny_backend):
     ws = small_workspace
-    full = pipeline.run_scoring(ws, "small", CONFIG, backend=tiny_backend)
-    cancel = threading.Event()
-
-    def stop_after_two_batches(p):
-        if p.stage == "rows" and p.done >= 16:
-            cancel.set()
-
-    with pytest.raises(Cancelled):
-        pipeline.run_scoring(ws, "small", CONFIG, backend=tiny_backend, progress=stop_after_two_batches,
-                             cancel=cancel)
-    run = ws.latest_run(ws.get_dataset("small").id)
+    full, stopped = run_then_stop(ws, "small", CONFIG, tiny_backend, "rows", after=16)  # after two batches
+    run = ws.get_run(stopped)
     assert run.status == "stopped" and run.n_done == 16
     assert len(ws.pending_rows(run.id, "rows")) == 32 and len(ws.scores_wide(run.id, ["confidence"]).dropna()) == 0
     pipeline.resume(ws, run.id, backend=tiny_backend)
