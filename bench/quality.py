@@ -1,16 +1,19 @@
 """Detection quality of `confidence` against known noise, with baselines run in the same script.
 
     .venv/bin/python -m bench.quality --benchmarks ../shared/benchmarks [--limit N] [--datasets sample,fpb,arc]
-        [--preset fast] [--cache /tmp/clear_bench_cache]
+        [--preset fast] [--context-examples 4] [--cache /tmp/clear_bench_cache]
 
 For each dataset (the project's sample data; RobustFT fpb and arc noisy30) the rows are scored with the product's
-own code (load_backend + scoring.score_batch, then the dataset signals and the label-free calibration), and each method is
-reported as AUROC for detecting the bad rows, and precision / recall when flagging as many rows as there are bad
-ones (@k) and when flagging the rows below the median. The rows are always scored with likelihood, likelihood_min,
-likelihood_end and reflection (MEASURED) besides the preset's signals, and every dataset signal (neighbors, form,
-likelihood_rel) is computed from the cached embeddings, so every one is reported; a second label-free calibration
-over all of them is reported beside the preset's. Row signals and embeddings are cached per dataset + model +
-dtype + row signals + layers, chunk by chunk, so an interrupted run goes on where it stopped.
+own code (load_backend + scoring.score_batch and scoring.score_context, then the dataset signals and the
+label-free calibration), and each method is reported as AUROC for detecting the bad rows, and precision / recall
+when flagging as many rows as there are bad ones (@k) and when flagging the rows below the median. The rows are
+always scored with likelihood, likelihood_min, likelihood_end and reflection (MEASURED) besides the preset's
+signals, then with the in-context pass (likelihood_ctx, likelihood_ctx_min), and every dataset signal (neighbors,
+form, likelihood_rel) is computed from the cached embeddings, so every one is reported; `confidence` is reported
+with the geometric and the arithmetic mean, each with the preset's fixed weights, its label-free calibration and
+a calibration over every measured signal. The sample also gets a table per noise kind. Row signals, embeddings and
+in-context values are cached per dataset + model + dtype + row signals + layers (+ examples), chunk by chunk, so an
+interrupted run goes on where it stopped.
 """
 
 from __future__ import annotations
@@ -132,7 +135,7 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
         res.update({k[2:]: syn[k] for k in syn if k.startswith("v_")})
         res.update(dataset.score_queries(fitted, out["prompt_emb"], out["response_emb"],
                                          [r["prompt"] for r in bad_rows], [r["response"] for r in bad_rows],
-                                         [r["source_row"] for r in bad_rows], out["r_likelihood"]))
+                                         src, out["r_likelihood"]))
         return res
 
     used = {k: v for k, v in values.items() if k in fixed}
