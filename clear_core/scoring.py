@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .backends.base import Backend, ScoreItem
+from .chat import few_shot
 from .config import ScoreConfig
 from .signals import ROW_SIGNALS, consistency, context, ifd, likelihood, reflection
 
@@ -138,7 +139,7 @@ def score_context(backend: Backend, rows: Sequence[Row | tuple], source_rows: Se
     texts = lookup(sorted({int(d) for d in chosen.ravel() if d >= 0}))
     errors: dict[int, str] = {}
     items = [_guard(lambda r=r, ex=ex: prepare_item(
-        backend, context.build_prompt(as_messages(r.prompt), [texts[int(d)] for d in ex if d >= 0]),
+        backend, few_shot(as_messages(r.prompt), [texts[int(d)] for d in ex if d >= 0], context.MAX_EXAMPLE_CHARS),
         r.response, config.max_tokens), r, errors) for r, ex in zip(rows, chosen)]
     fused = _run_fused(backend, rows, items, (), config, errors, embed_layers=())
     lps = [out[0] if out else np.zeros(0) for out in fused["out"]]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from clear_core import pipeline
+from clear_core.chat import few_shot
 from clear_core.config import preset_config
 from clear_core.scoring import Row, score_context
 from clear_core.signals import context, get_signal
@@ -37,16 +38,16 @@ def test_examples_are_the_nearest_other_rows_least_similar_first():
     assert single.examples_for([7]).shape == (1, 0)
 
 
-def test_build_prompt_puts_examples_as_earlier_turns():
+def test_few_shot_puts_examples_as_earlier_turns():
     row = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of Peru?"}]
     examples = [([{"role": "system", "content": "other"}, {"role": "user", "content": "Capital of Chile?"}], "Santiago"),
                 ([{"role": "user", "content": "x" * 5000}], "Lima? no: " + "y" * 5000)]
-    msgs = context.build_prompt(row, examples)
+    msgs = few_shot(row, examples, context.MAX_EXAMPLE_CHARS)
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert msgs[0]["content"] == "Be brief." and msgs[1]["content"] == "Capital of Chile?"
     assert msgs[2]["content"] == "Santiago" and msgs[-1]["content"] == "Capital of Peru?"
     assert len(msgs[3]["content"]) <= context.MAX_EXAMPLE_CHARS + 2 and msgs[4]["content"].endswith(" …")
-    assert context.build_prompt(row, []) == row
+    assert few_shot(row, [], context.MAX_EXAMPLE_CHARS) == row
     assert get_signal("likelihood_ctx").kind == "context"
 
 
@@ -75,7 +76,7 @@ def test_score_context_matches_the_per_row_reference(tiny_backend):
     assert set(res.values) == {"likelihood_ctx", "likelihood_ctx_min"}
     chosen = index.examples_for(np.arange(5), CONFIG.context_examples)
     for i, row in enumerate(rows):
-        chat = context.build_prompt(row.prompt, [lookup([d])[d] for d in chosen[i]])
+        chat = few_shot(row.prompt, [lookup([d])[d] for d in chosen[i]], context.MAX_EXAMPLE_CHARS)
         ref = tiny_backend.token_logprobs([chat], [row.response])[0]
         assert res.raw["likelihood_ctx"][i] == pytest.approx(ref.mean(), abs=2e-4)
         assert res.raw["likelihood_ctx_min"][i] == pytest.approx(ref[:-1].min(), abs=2e-4)  # end token left out
@@ -84,7 +85,7 @@ def test_score_context_matches_the_per_row_reference(tiny_backend):
     assert abs(bare - res.raw["likelihood_ctx"][1]) > 1e-3
     # a synthetic row scored against a source row gets that row's examples, never the source row itself
     syn = score_context(tiny_backend, [Row(-1, rows[0].prompt, "Berlin")], [0], index, lookup, CONFIG)
-    chat = context.build_prompt(rows[0].prompt, [lookup([d])[d] for d in chosen[0]])
+    chat = few_shot(rows[0].prompt, [lookup([d])[d] for d in chosen[0]], context.MAX_EXAMPLE_CHARS)
     assert syn.raw["likelihood_ctx"][0] == pytest.approx(tiny_backend.token_logprobs([chat], ["Berlin"])[0].mean(),
                                                          abs=2e-4)
 

@@ -3,7 +3,7 @@
 A bare prompt leaves a small model guessing the answer's *form* (one word or a sentence, "positive" or "The
 sentiment is positive."), and that guess swamps its knowledge of the *content*: a right one-word antonym scores
 below a wrong full sentence. Shown the k rows whose prompts are nearest (as earlier user / assistant turns of the
-same chat), the model expects the dataset's own form, so what is left in the likelihood is whether this answer is
+same chat, `chat.few_shot`), the model expects the dataset's own form, so what is left in the likelihood is whether this answer is
 the one it would give. value = exp(mean token log-prob over the response tokens and the end-of-turn token after
 them), in [0, 1], higher = more trustworthy; raw = that mean log-prob. `likelihood_ctx_min`, from the same pass:
 exp(the least likely response token's log-prob), the one wrong word in an answer of the expected form.
@@ -25,7 +25,7 @@ import numpy as np
 
 NAME, MIN_NAME = "likelihood_ctx", "likelihood_ctx_min"
 K = 4  # worked examples per row
-MAX_EXAMPLE_CHARS = 1500  # each example's prompt and response are cut to this many characters
+MAX_EXAMPLE_CHARS = 1500  # each example turn is cut to this many characters (chat.few_shot)
 
 
 @dataclass(frozen=True)
@@ -62,24 +62,6 @@ class ContextIndex:
         sim = np.einsum("nd,nkd->nk", self.unit[q], self.unit[idx])
         out[have] = self.row_idx[np.take_along_axis(idx, np.argsort(sim, axis=1), axis=1)]
         return out
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= MAX_EXAMPLE_CHARS else text[:MAX_EXAMPLE_CHARS] + " …"
-
-
-def build_prompt(prompt: Sequence[dict], examples: Sequence[tuple[Sequence[dict], str]]) -> list[dict]:
-    """The row's chat with `examples` ((prompt messages, response) pairs) as earlier turns: the row's own system
-    message first (examples' system messages are left out), then each example's user turns and its response as
-    the assistant's, then the row's own turns."""
-    messages = [dict(m) for m in prompt]
-    system = [m for m in messages if m.get("role") == "system"][:1]
-    turns = []
-    for ex_prompt, ex_response in examples:
-        turns += [{"role": m["role"], "content": _cut(str(m["content"]))} for m in ex_prompt
-                  if m.get("role") != "system"]
-        turns.append({"role": "assistant", "content": _cut(str(ex_response))})
-    return system + turns + [m for m in messages if m.get("role") != "system"]
 
 
 def score(token_logprobs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,8 @@ its prompt ("positive or negative?"), free text is never JSON. So each row's sha
 its nearest prompts' responses, as `neighbors` does with their content.
 
 Binary shape features per row (FEATURES):
-* copy: the whole normalised response (lower case, words only) occurs verbatim in the normalised prompt text;
+* copy: the whole normalised response (lower case, words only) occurs verbatim in the normalised prompt
+  (its display text, `chat.display_text`);
 * json: the response parses as a JSON object or array;
 * blank: the response is empty or whitespace.
 For each feature, p = the similarity-weighted share of the k nearest prompts (cosine over centred prompt
@@ -27,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..chat import display_text
 from .neighbors import _knn, _unit
 
 FEATURES = ("copy", "json", "blank")
@@ -45,13 +47,6 @@ class FormModel:
 
 def _words(text: str) -> str:
     return " ".join(_NON_WORD.sub(" ", str(text).lower()).split())
-
-
-def prompt_text(prompt) -> str:
-    """The text of a prompt: a string, or the contents of a list of chat messages."""
-    if isinstance(prompt, str):
-        return prompt
-    return "\n".join(str(m.get("content", "")) for m in prompt)
 
 
 def is_copy(prompt: str, response: str) -> bool:
@@ -75,7 +70,7 @@ def features(prompts: Sequence, responses: Sequence[str]) -> np.ndarray:
     """(n, len(FEATURES)) 0/1 shape features of each (prompt, response)."""
     out = np.zeros((len(responses), len(FEATURES)), dtype=np.float64)
     for i, (p, r) in enumerate(zip(prompts, responses)):
-        out[i] = (is_copy(prompt_text(p), r), is_json(r), not str(r).strip())
+        out[i] = (is_copy(display_text(p), r), is_json(r), not str(r).strip())
     return out
 
 
