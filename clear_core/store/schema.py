@@ -91,7 +91,11 @@ _V1 = (
 # Version 2: runs remember the stage their progress counts refer to (a score run goes `rows` then `dataset`).
 _V2 = ("ALTER TABLE runs ADD COLUMN stage VARCHAR",)
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)  # MIGRATIONS[i] takes a workspace to version i + 1
+# Version 3: the process that marked a run running (store/runs.py `process_token`), so that a run whose process
+# was killed reads as interrupted instead of running forever.
+_V3 = ("ALTER TABLE runs ADD COLUMN owner VARCHAR",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)  # MIGRATIONS[i] takes a workspace to version i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # The only table names SQL in this package may interpolate (everything else is a bound parameter).
