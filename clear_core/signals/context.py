@@ -23,6 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
+from . import knn
+
 NAME, MIN_NAME = "likelihood_ctx", "likelihood_ctx_min"
 K = 4  # worked examples per row
 MAX_EXAMPLE_CHARS = 1500  # each example turn is cut to this many characters (chat.few_shot)
@@ -38,19 +40,14 @@ class ContextIndex:
 
     @classmethod
     def build(cls, row_idx, prompt_emb) -> "ContextIndex":
-        from .neighbors import _unit
-
-        emb = np.asarray(prompt_emb, dtype=np.float64)
         row_idx = np.asarray(row_idx, dtype=np.int64)
-        return cls(row_idx, _unit(emb, emb.mean(axis=0)).astype(np.float32),
+        return cls(row_idx, knn.centred_unit(prompt_emb)[0].astype(np.float32),
                    {int(r): i for i, r in enumerate(row_idx)})
 
     def examples_for(self, rows: Sequence[int], k: int = K) -> np.ndarray:
         """(n, k') dataset rows whose prompts are nearest to each of `rows`' prompt (the row itself never),
         least similar first, so that the nearest example stands right before the row. A row without an
         embedding gets -1s."""
-        from .neighbors import _knn
-
         pos = self.pos
         k = max(0, min(k, len(self.row_idx) - 1))
         out = np.full((len(rows), k), -1, dtype=np.int64)
@@ -58,9 +55,7 @@ class ContextIndex:
         if not k or not have:
             return out
         q = np.array([pos[int(rows[i])] for i in have])
-        idx = _knn(self.unit[q], self.unit, k, q)
-        sim = np.einsum("nd,nkd->nk", self.unit[q], self.unit[idx])
-        out[have] = self.row_idx[np.take_along_axis(idx, np.argsort(sim, axis=1), axis=1)]
+        out[have] = self.row_idx[knn.nearest(self.unit[q], self.unit, k, exclude=q)[:, ::-1]]
         return out
 
 

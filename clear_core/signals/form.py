@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from ..chat import display_text
-from .neighbors import _knn, _unit
+from . import knn
 
 FEATURES = ("copy", "json", "blank")
 _NON_WORD = re.compile(r"[^\w\s]+")
@@ -75,8 +75,8 @@ def features(prompts: Sequence, responses: Sequence[str]) -> np.ndarray:
 
 
 def _typicality(model: FormModel, unit: np.ndarray, feats: np.ndarray, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    nn = _knn(unit, model.prompt_unit, model.k, exclude=exclude)
-    w = np.maximum(np.einsum("nd,nkd->nk", unit, model.prompt_unit[nn]), 0) + 1e-6
+    nn, sim = knn.nearest(unit, model.prompt_unit, model.k, exclude=exclude, return_sim=True)
+    w = np.maximum(sim, 0) + 1e-6
     share = np.einsum("nk,nkf->nf", w, model.features[nn]) / w.sum(1, keepdims=True)
     k = nn.shape[1]
     p = (k * share + 0.5) / (k + 1)
@@ -94,9 +94,8 @@ def fit(prompt_emb, prompts: Sequence, responses: Sequence[str], k: int = 10) ->
                          "must have the same length")
     if n < 2:
         raise ValueError("form needs at least 2 rows")
-    mean = prompt_emb.mean(0)
     feats = features(prompts, responses)
-    model = FormModel(_unit(prompt_emb, mean), mean, feats, k)
+    model = FormModel(*knn.centred_unit(prompt_emb), feats, k)
     values, raw = _typicality(model, model.prompt_unit, feats, exclude=np.arange(n))
     return model, values, raw
 
@@ -114,5 +113,5 @@ def score_queries(model: FormModel, prompt_emb, prompts: Sequence, responses: Se
         raise ValueError("prompt_emb, prompts, responses and source_rows must have the same length")
     if len(responses) == 0:
         return np.zeros(0)
-    unit = _unit(np.asarray(prompt_emb, dtype=np.float64), model.prompt_mean)
+    unit = knn.unit(prompt_emb, model.prompt_mean)
     return _typicality(model, unit, features(prompts, responses), exclude=source_rows)[0]

@@ -20,6 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
+from . import knn
+
 
 def score(token_logprobs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(values, raw) from each row's per-token log-probs; a row with no token gets NaN."""
@@ -58,8 +60,6 @@ def relative(raw_mean: np.ndarray, prompt_unit: np.ndarray, k: int = 10, query_r
     With query_raw / query_unit / source_rows, scores extra pairs instead (e.g. synthetic corruptions): query i is
     ranked against the neighbours of its prompt, never counting dataset row source_rows[i].
     """
-    from .neighbors import _knn
-
     raw_mean = np.asarray(raw_mean, dtype=np.float64)
     n = len(raw_mean)
     if query_raw is None:
@@ -69,7 +69,7 @@ def relative(raw_mean: np.ndarray, prompt_unit: np.ndarray, k: int = 10, query_r
     out = np.full(len(q_raw), np.nan)
     if n < 2 or not len(q_raw):
         return out
-    nn = _knn(np.asarray(q_unit, dtype=np.float64), np.asarray(prompt_unit, dtype=np.float64), k, exclude=excl)
+    nn = knn.nearest(np.asarray(q_unit, dtype=np.float64), np.asarray(prompt_unit, dtype=np.float64), k, exclude=excl)
     nb = raw_mean[nn]
     valid = ~np.isnan(nb)
     below = ((nb < q_raw[:, None]) & valid).sum(1) + 0.5 * ((nb == q_raw[:, None]) & valid).sum(1)
@@ -89,18 +89,12 @@ class RelativeModel:
 
 def fit_relative(raw_mean, prompt_emb, k: int = 10) -> tuple[RelativeModel, np.ndarray]:
     """(model, values) of `likelihood_rel` for every row of a dataset."""
-    from .neighbors import _unit
-
-    emb = np.asarray(prompt_emb, dtype=np.float64)
-    mean = emb.mean(axis=0)
-    model = RelativeModel(np.asarray(raw_mean, dtype=np.float64), _unit(emb, mean), mean, k)
+    model = RelativeModel(np.asarray(raw_mean, dtype=np.float64), *knn.centred_unit(prompt_emb), k)
     return model, relative(model.raw_mean, model.prompt_unit, k)
 
 
 def relative_queries(model: RelativeModel, query_raw, prompt_emb, source_rows) -> np.ndarray:
     """`likelihood_rel` of extra pairs made from dataset rows (source_rows[i] is never its own neighbour)."""
-    from .neighbors import _unit
-
-    unit = _unit(np.asarray(prompt_emb, dtype=np.float64), model.prompt_mean)
+    unit = knn.unit(prompt_emb, model.prompt_mean)
     return relative(model.raw_mean, model.prompt_unit, model.k, query_raw=query_raw, query_unit=unit,
                     source_rows=source_rows)

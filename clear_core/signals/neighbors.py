@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import knn
+
 
 @dataclass(frozen=True)
 class NeighborsConfig:
@@ -102,24 +104,6 @@ def detect_classes(responses, config: NeighborsConfig = NeighborsConfig()) -> tu
     return np.array([index.get(v, -1) for v in norm]), classes
 
 
-def _unit(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    z = np.asarray(x, dtype=np.float64) - mean
-    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-
-
-def _knn(query_unit: np.ndarray, base_unit: np.ndarray, k: int, exclude: np.ndarray | None) -> np.ndarray:
-    """Indices of the k most cosine-similar base rows per query (excluding `exclude[i]` for query i)."""
-    k = min(k, len(base_unit) - (exclude is not None))
-    out = np.empty((len(query_unit), k), dtype=np.int64)
-    for s in range(0, len(query_unit), 2048):
-        sim = query_unit[s:s + 2048] @ base_unit.T
-        if exclude is not None:
-            sim[np.arange(len(sim)), exclude[s:s + 2048]] = -np.inf
-        part = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        out[s:s + 2048] = part
-    return out
-
-
 def _classifier(C: float, seed: int):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -167,8 +151,7 @@ def fit(prompt_emb, response_emb, responses, config: NeighborsConfig = Neighbors
         raise ValueError("neighbors needs at least 2 rows")
     cfg = config
     rng = np.random.default_rng(cfg.seed)
-    p_mean, r_mean = prompt_emb.mean(0), response_emb.mean(0)
-    pu, ru = _unit(prompt_emb, p_mean), _unit(response_emb, r_mean)
+    (pu, p_mean), (ru, r_mean) = knn.centred_unit(prompt_emb), knn.centred_unit(response_emb)
     labels, classes = detect_classes(responses, cfg)
     cat = labels >= 0
     fold_of = np.full(n, -1)
@@ -227,8 +210,7 @@ def score_queries(model: NeighborsModel, prompt_emb, response_emb, responses, so
     n_q = len(responses)
     if len(source_rows) != n_q or len(prompt_emb) != n_q or len(response_emb) != n_q:
         raise ValueError("prompt_emb, response_emb, responses and source_rows must have the same length")
-    pu = _unit(np.asarray(prompt_emb, dtype=np.float64), model.prompt_mean)
-    ru = _unit(np.asarray(response_emb, dtype=np.float64), model.response_mean)
+    pu, ru = knn.unit(prompt_emb, model.prompt_mean), knn.unit(response_emb, model.response_mean)
     index = {c: i for i, c in enumerate(model.classes)}
     q_label = np.array([index.get(normalize_answer(r), -1) for r in responses], dtype=np.int64)
     folds = model.fold_of[source_rows] if n_q else np.zeros(0, np.int64)
@@ -259,8 +241,8 @@ def _stratified_folds(y: np.ndarray, folds: int, rng: np.random.Generator) -> np
 
 def _label_agreement(unit: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
     """Similarity-weighted share of the k nearest other rows (among categorical rows) that give the same answer."""
-    nn = _knn(unit, unit, k, exclude=np.arange(len(unit)))
-    w = np.maximum(np.einsum("nd,nkd->nk", unit, unit[nn]), 0) + 1e-6
+    nn, sim = knn.nearest(unit, unit, k, exclude=np.arange(len(unit)), return_sim=True)
+    w = np.maximum(sim, 0) + 1e-6
     return (w * (y[nn] == y[:, None])).sum(1) / w.sum(1)
 
 
@@ -269,17 +251,18 @@ def _label_agreement_query(model: NeighborsModel, unit, q_label, source_rows) ->
     pos = np.full(len(model.labels), -1)
     pos[idx] = np.arange(len(idx))
     base = model.prompt_unit[idx]
-    nn = _knn(unit, base, model.config.k, exclude=np.maximum(pos[source_rows], 0))
+    # a source row that is not categorical is not in `base`: nothing to exclude (-1)
+    nn, sim = knn.nearest(unit, base, model.config.k, exclude=pos[source_rows], return_sim=True)
     y = model.labels[idx]
-    w = np.maximum(np.einsum("nd,nkd->nk", unit, base[nn]), 0) + 1e-6
+    w = np.maximum(sim, 0) + 1e-6
     return (w * (y[nn] == q_label[:, None])).sum(1) / w.sum(1)
 
 
 def _free_text(model: NeighborsModel, pu: np.ndarray, ru: np.ndarray, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Retrieval rank of each response against its prompt neighbours' response centroid, and the cosine itself."""
     exclude = np.asarray(exclude)
-    nn = _knn(pu, model.prompt_unit, model.config.k, exclude=exclude)
-    w = np.maximum(np.einsum("nd,nkd->nk", pu, model.prompt_unit[nn]), 0) + 1e-6
+    nn, sim = knn.nearest(pu, model.prompt_unit, model.config.k, exclude=exclude, return_sim=True)
+    w = np.maximum(sim, 0) + 1e-6
     centroid = np.einsum("nk,nkd->nd", w, model.response_unit[nn])
     centroid /= np.maximum(np.linalg.norm(centroid, axis=1, keepdims=True), 1e-12)
     own = np.einsum("nd,nd->n", ru, centroid)
