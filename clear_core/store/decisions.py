@@ -13,29 +13,7 @@ import pandas as pd
 
 from ..errors import ClearError, UnknownNameError
 from .db import as_rows, first, registered, to_json, transaction, utcnow
-
-ACTIONS = ("keep", "drop", "accept", "edit")
-
-
-def current_sql(rows: str = "") -> str:
-    """Effective state per row of dataset $dataset (rows whose state is "undecided" have action NULL).
-
-    rows: a fixed SQL fragment restricting the rows before the latest entry per row is picked (e.g.
-    "AND row_idx IN (SELECT unnest($rows::INTEGER[]))"); restricting first keeps one-row and one-window reads cheap
-    when the log is long.
-    """
-    return f"""
-    SELECT l.row_idx,
-           CASE WHEN l.action = 'undo' THEN u.prev_action ELSE l.action END AS action,
-           CASE WHEN l.action = 'undo' THEN u.prev_text ELSE l.new_text END AS text,
-           l.reviewer, l.ts, l.id
-    FROM (SELECT * FROM decisions WHERE dataset_id = $dataset {rows}
-          QUALIFY row_number() OVER (PARTITION BY row_idx ORDER BY id DESC) = 1) l
-    LEFT JOIN decisions u ON u.id = l.undoes"""
-
-
-CURRENT_DECISIONS = current_sql()
-_IN_ROWS = "AND row_idx IN (SELECT unnest($rows::INTEGER[]))"
+from .views import ACTIONS, IN_ROWS, LATEST_PROPOSALS, current_sql
 
 # Per row, the entry an undo would undo: the latest entry that is neither an undo nor undone.
 _UNDO_TOPS = """
@@ -45,12 +23,14 @@ _UNDO_TOPS = """
       AND d.id NOT IN (SELECT undoes FROM decisions WHERE dataset_id = $dataset AND undoes IS NOT NULL)
     QUALIFY row_number() OVER (PARTITION BY d.row_idx ORDER BY d.id DESC) = 1"""
 
-_INSERT = """
+# The state each entry replaces is read by the statement that appends it (prev_* from the rows' standing state).
+_APPEND = f"""
     INSERT INTO decisions (dataset_id, row_idx, action, new_text, reviewer, ts, prev_action, prev_text, thresholds,
                            batch_id, undoes)
-    SELECT $dataset, b.row_idx, $action, b.new_text, $reviewer, $ts, b.prev_action, b.prev_text, $thresholds,
-           $batch, b.undoes
-    FROM _clear_decisions b ORDER BY b.pos"""
+    SELECT $dataset, b.row_idx, $action, b.new_text, $reviewer, $ts, s.action, s.text, $thresholds, $batch, b.undoes
+    FROM _clear_decisions b
+    LEFT JOIN ({current_sql("AND row_idx IN (SELECT row_idx FROM _clear_decisions)")}) s ON s.row_idx = b.row_idx
+    ORDER BY b.pos"""
 
 
 def current_decisions(cur, dataset_id: int, rows=None) -> pd.DataFrame:
@@ -59,7 +39,7 @@ def current_decisions(cur, dataset_id: int, rows=None) -> pd.DataFrame:
     params: dict = {"dataset": int(dataset_id)}
     if rows is not None:
         params["rows"] = as_rows(rows).tolist()
-    current = current_sql(_IN_ROWS if rows is not None else "")
+    current = current_sql(IN_ROWS if rows is not None else "")
     return cur.execute(f"SELECT row_idx, action, text, reviewer, ts FROM ({current}) WHERE action IS NOT NULL "
                        "ORDER BY row_idx", params).df()
 
@@ -101,8 +81,6 @@ def _texts(cur, dataset_id: int, rows: np.ndarray, action: str, new_text) -> lis
         return texts
     if new_text is not None:
         raise ClearError("an 'accept' decision takes the row's latest proposal; it takes no text")
-    from .queries import LATEST_PROPOSALS
-
     found = dict(cur.execute(f"SELECT row_idx, candidate FROM ({LATEST_PROPOSALS}) "
                              "WHERE row_idx IN (SELECT unnest($rows::INTEGER[]))",
                              {"dataset": int(dataset_id), "rows": rows.tolist()}).fetchall())
@@ -119,6 +97,9 @@ def record_decisions(cur, dataset_id: int, rows, action: str, reviewer: str, new
 
     action: keep, drop, accept (stores the row's latest proposal as the text) or edit (new_text: one string, or
     one per row). thresholds: the thresholds in force (a Thresholds, a dict or JSON), kept for the audit trail.
+    The caller holds the workspace's decision lock (`Workspace` does): DuckDB lets two transactions append at once,
+    each reading the state before the other's entries, so the lock is what makes an entry's prev_* the state it
+    really replaced.
     """
     if action not in ACTIONS:
         raise UnknownNameError("decision action", action, ACTIONS)
@@ -132,54 +113,47 @@ def record_decisions(cur, dataset_id: int, rows, action: str, reviewer: str, new
     with transaction(cur):
         _check_rows(cur, dataset_id, rows)
         texts = _texts(cur, dataset_id, rows, action, new_text)
-        batch = int(cur.execute("SELECT nextval('decision_batches')").fetchall()[0][0])
-        prev = cur.execute(f"SELECT row_idx, action, text FROM ({current_sql(_IN_ROWS)})",
-                           {"dataset": int(dataset_id), "rows": rows.tolist()}).fetchall()
-        prev_state = {r: (a, t) for r, a, t in prev}
-        frame = pd.DataFrame({
-            "pos": np.arange(len(rows)), "row_idx": rows.astype(np.int32),
-            "new_text": pd.array(texts, dtype=object),
-            "prev_action": pd.array([prev_state.get(r, (None, None))[0] for r in rows.tolist()], dtype=object),
-            "prev_text": pd.array([prev_state.get(r, (None, None))[1] for r in rows.tolist()], dtype=object),
-            "undoes": pd.array([None] * len(rows), dtype="Int64"),
-        })
-        _append(cur, frame, dataset_id, action, reviewer, to_json(thresholds), batch)
+        batch = _next_batch(cur)
+        _append(cur, dataset_id, rows, texts, [None] * len(rows), action, reviewer, to_json(thresholds), batch)
     return batch
 
 
-def _append(cur, frame: pd.DataFrame, dataset_id: int, action: str, reviewer: str, thresholds, batch: int) -> None:
-    for column in ("new_text", "prev_action", "prev_text"):  # all-None object columns would arrive typed NULL
-        frame[column] = frame[column].astype("string")
+def _next_batch(cur) -> int:
+    return int(cur.execute("SELECT nextval('decision_batches')").fetchall()[0][0])
+
+
+def _append(cur, dataset_id: int, rows, texts, undoes, action: str, reviewer: str, thresholds, batch: int) -> None:
+    """Append one entry per row, in the order given; each records the row's standing state as its prev_*."""
+    frame = pd.DataFrame({"pos": np.arange(len(rows)), "row_idx": np.asarray(rows, dtype=np.int32),
+                          # typed columns: an all-None object column would arrive as typed NULL
+                          "new_text": pd.array(list(texts), dtype="string"),
+                          "undoes": pd.array(list(undoes), dtype="Int64")})
     with registered(cur, "_clear_decisions", frame):
-        cur.execute(_INSERT, {"dataset": int(dataset_id), "action": action, "reviewer": reviewer, "ts": utcnow(),
+        cur.execute(_APPEND, {"dataset": int(dataset_id), "action": action, "reviewer": reviewer, "ts": utcnow(),
                               "thresholds": thresholds, "batch": batch})
 
 
 def undo(cur, dataset_id: int, reviewer: str, row_idx: int | None = None) -> list[int]:
     """Undo the latest active decision of a row, or (row_idx None) of every row of this reviewer's latest batch
-    that still stands; appends 'undo' entries and returns the rows undone (empty when there is nothing to undo)."""
+    that still stands; appends 'undo' entries and returns the rows undone (empty when there is nothing to undo).
+    The caller holds the workspace's decision lock, as for `record_decisions`."""
     if not reviewer:
         raise ClearError("an undo needs a reviewer name")
     params = {"dataset": int(dataset_id)}
     with transaction(cur):
         if row_idx is not None:
             params["row"] = int(row_idx)
-            tops = cur.execute(f"SELECT * FROM ({_UNDO_TOPS}) WHERE row_idx = $row", params).df()
+            tops = cur.execute(f"SELECT id, row_idx, prev_text FROM ({_UNDO_TOPS}) WHERE row_idx = $row",
+                               params).fetchall()
         else:
             params["reviewer"] = reviewer
             tops = cur.execute(f"""
                 WITH tops AS ({_UNDO_TOPS})
-                SELECT * FROM tops WHERE batch_id = (SELECT max(batch_id) FROM tops WHERE reviewer = $reviewer)
-                ORDER BY row_idx""", params).df()
-        if tops.empty:
+                SELECT id, row_idx, prev_text FROM tops
+                WHERE batch_id = (SELECT max(batch_id) FROM tops WHERE reviewer = $reviewer)
+                ORDER BY row_idx""", params).fetchall()
+        if not tops:
             return []
-        batch = int(cur.execute("SELECT nextval('decision_batches')").fetchall()[0][0])
-        frame = pd.DataFrame({
-            "pos": np.arange(len(tops)), "row_idx": tops["row_idx"].to_numpy(np.int32),
-            "new_text": tops["prev_text"].astype(object).to_numpy(),  # the text the undo restores
-            "prev_action": tops["action"].astype(object).to_numpy(),
-            "prev_text": tops["new_text"].astype(object).to_numpy(),
-            "undoes": tops["id"].astype("Int64"),
-        })
-        _append(cur, frame, dataset_id, "undo", reviewer, None, batch)
-    return sorted(int(r) for r in tops["row_idx"])
+        ids, rows, restored = zip(*tops)  # an undo's new_text is the text it restores
+        _append(cur, dataset_id, rows, restored, ids, "undo", reviewer, None, _next_batch(cur))
+    return sorted(int(r) for r in rows)

@@ -11,20 +11,7 @@ import pandas as pd
 
 from ..errors import UnknownNameError
 from .db import arrow, first
-from .decisions import CURRENT_DECISIONS, current_sql
-
-
-def latest_proposals_sql(rows: str = "") -> str:
-    """The latest proposal per row of dataset $dataset: from the newest run (of any kind) on that dataset that
-    proposed one. rows: a fixed SQL fragment on p.row_idx that narrows the rows before the latest is picked."""
-    return f"""
-    SELECT p.row_idx, p.candidate, p.source, p.judge_conf, p.confident, p.run_id
-    FROM proposals p JOIN runs r ON r.id = p.run_id
-    WHERE r.dataset_id = $dataset AND p.candidate IS NOT NULL {rows}
-    QUALIFY row_number() OVER (PARTITION BY p.row_idx ORDER BY p.run_id DESC) = 1"""
-
-
-LATEST_PROPOSALS = latest_proposals_sql()
+from .views import ACTIONS, CURRENT_DECISIONS, DECIDED, LATEST_PROPOSALS, band_sql, current_sql, latest_proposals_sql
 
 
 def signals(cur, run_id: int) -> list[str]:
@@ -163,8 +150,6 @@ _ORDERS = {
     "row": "row_idx",
     "judge": "judge_conf DESC NULLS LAST, row_idx",
 }
-_ACTIONS = ("keep", "drop", "accept", "edit")
-_DECIDED = f"SELECT row_idx FROM ({CURRENT_DECISIONS}) WHERE action IS NOT NULL"
 _IN_PAGE = "= ANY($rows::INTEGER[])"
 
 
@@ -183,8 +168,8 @@ def _review_keys(cur, dataset_id: int, run_id: int | None, band=None, t_drop=Non
     """
     if band not in _BANDS:
         raise UnknownNameError("band", str(band), [b for b in _BANDS if b])
-    if action is not None and action not in _ACTIONS:
-        raise UnknownNameError("decision action", action, _ACTIONS)
+    if action is not None and action not in ACTIONS:
+        raise UnknownNameError("decision action", action, ACTIONS)
     if order not in _ORDERS:
         raise UnknownNameError("order", order, list(_ORDERS))
     params: dict = {"dataset": int(dataset_id), "run": None if run_id is None else int(run_id)}
@@ -221,7 +206,7 @@ def _review_keys(cur, dataset_id: int, run_id: int | None, band=None, t_drop=Non
         else:
             where.append(f"{row} {'' if has_proposal else 'NOT '}IN (SELECT row_idx FROM ({LATEST_PROPOSALS}))")
     if undecided_only:
-        where.append(f"{row} NOT IN ({_DECIDED})")
+        where.append(f"{row} NOT IN ({DECIDED})")
     if action is not None:
         params["action"] = action
         where.append(f"{row} IN (SELECT row_idx FROM ({CURRENT_DECISIONS}) WHERE action = $action)")
@@ -302,7 +287,7 @@ def review_progress(cur, dataset_id: int, run_id: int | None, t_keep: float) -> 
     found = first(cur.execute("SELECT n_rows FROM datasets WHERE id = ?", [int(dataset_id)]))
     n_rows = int(found[0]) if found else 0
     row = first(cur.execute(f"""
-        WITH d AS ({_DECIDED}),
+        WITH d AS ({DECIDED}),
              f AS (SELECT row_idx FROM scores WHERE run_id = $run AND signal = 'confidence' AND value < $t_keep
                      AND row_idx >= 0 AND row_idx < $n_rows)
         SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM f),

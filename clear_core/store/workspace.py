@@ -24,6 +24,18 @@ from .datasets import DatasetInfo
 from .runs import RunInfo
 from .schema import migrate
 
+# One lock per database file, shared by every Workspace of this process on it: decisions are read-then-appended
+# under it (see decisions.record_decisions). DuckDB lets a single process write a file, so this covers all writers.
+_DECISION_LOCKS: dict[str, threading.Lock] = {}
+_DECISION_LOCKS_GUARD = threading.Lock()
+
+
+def _decision_lock(path: str) -> threading.Lock:
+    if path == ":memory:":  # every in-memory connection is a database of its own
+        return threading.Lock()
+    with _DECISION_LOCKS_GUARD:
+        return _DECISION_LOCKS.setdefault(os.path.realpath(Path(path).expanduser()), threading.Lock())
+
 
 def _connect(path: str, read_only: bool):
     try:
@@ -46,6 +58,7 @@ class Workspace:
         self._con = connection
         self._cursors: dict[threading.Thread, object] = {}  # one cursor per live thread
         self._lock = threading.Lock()
+        self._decision_lock = _decision_lock(path)
         self._bands: dict = {}  # band_counts' sorted confidences per run, checked against the runs table on use
 
     @classmethod
@@ -198,10 +211,13 @@ class Workspace:
     # decisions ----------------------------------------------------------------------------------------------
     def record_decisions(self, dataset_id: int, rows, action: str, reviewer: str, new_text=None,
                          thresholds=None) -> int:
-        return _decisions.record_decisions(self.cursor(), dataset_id, rows, action, reviewer, new_text, thresholds)
+        with self._decision_lock:
+            return _decisions.record_decisions(self.cursor(), dataset_id, rows, action, reviewer, new_text,
+                                               thresholds)
 
     def undo(self, dataset_id: int, reviewer: str, row_idx: int | None = None) -> list[int]:
-        return _decisions.undo(self.cursor(), dataset_id, reviewer, row_idx)
+        with self._decision_lock:
+            return _decisions.undo(self.cursor(), dataset_id, reviewer, row_idx)
 
     def current_decisions(self, dataset_id: int, rows=None) -> pd.DataFrame:
         return _decisions.current_decisions(self.cursor(), dataset_id, rows)
