@@ -229,3 +229,25 @@ def test_bf16_backend_scores_close_to_fp32(tiny_model_dir):
     lp16 = load_backend(str(tiny_model_dir), device="cpu", dtype="bfloat16").token_logprobs(prompts, responses)
     for a, b in zip(lp32, lp16):
         assert a.shape == b.shape and np.allclose(a, b, rtol=0.05, atol=0.05)
+
+
+def test_scoring_and_generating_warn_nothing(tiny_backend, capfd):
+    """The cache goes through the current transformers API: no FutureWarning (`past_key_values` is deprecated) and
+    no deprecation line on stderr, which the CLI would print on every batch."""
+    import logging
+    import warnings
+
+    from clear_core.config import preset_config
+    from clear_core.scoring import Row, score_batch
+
+    cache_clear = getattr(getattr(logging.Logger, "warning_once", None), "cache_clear", None)
+    if cache_clear is not None:  # transformers logs each deprecation once per process: make this call count
+        cache_clear()
+    rows = [Row(i, p, r) for i, (p, r) in enumerate(zip(PROMPTS, RESPONSES))]
+    capfd.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        res = score_batch(tiny_backend, rows, preset_config("thorough", k_samples=2))
+        tiny_backend.generate(PROMPTS[:2], n=2, max_new_tokens=4, temperature=1.0)
+    assert res.errors == {} and {"reflection", "consistency"} <= set(res.values)
+    assert "deprecated" not in capfd.readouterr().err

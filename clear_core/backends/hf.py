@@ -1,15 +1,12 @@
-"""The transformers backend: loading (local dir, GGUF file, HF id) and the fused scoring forward.
+"""The transformers backend: device and dtype choice, and the fused scoring forward behind the Backend protocol.
 
-Models load with trust_remote_code=False and safetensors (or GGUF) weights only. torch and transformers are imported
-inside the functions that need them, so importing this module stays cheap.
+Loading lives in loading.py (local dirs, hub ids) and gguf_file.py. torch and transformers are imported inside the
+functions that need them, so importing this module stays cheap.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -62,62 +59,12 @@ def resolve_dtype(dtype: str, device: str):
     return names[dtype]
 
 
-def load_dir(path: str | os.PathLike, device: str = "auto", dtype: str = "auto", name: str | None = None) -> "HFBackend":
-    """Load a local model dir holding safetensors weights, a config and a tokenizer."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def cache_keyword(module) -> str:
+    """The keyword under which this transformers version takes the KV cache: `cache`, or `past_key_values`
+    before that name was deprecated (passing the old one raises a FutureWarning on every forward)."""
+    import inspect
 
-    path = Path(path)
-    if not any(path.glob("*.safetensors")):
-        raise ClearError(f"model dir {path} holds no .safetensors weights (only safetensors or GGUF files are loaded)")
-    device = resolve_device(device)
-    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, trust_remote_code=False,
-                                                 dtype=resolve_dtype(dtype, device))
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-    return HFBackend(model.to(device).eval(), tokenizer, name or path.name, device)
-
-
-def load_hub(model_id: str, device: str = "auto", dtype: str = "auto") -> "HFBackend":
-    """Load a HF hub model id (needs network or a populated HF cache)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    device = resolve_device(device)
-    model = AutoModelForCausalLM.from_pretrained(model_id, use_safetensors=True, trust_remote_code=False,
-                                                 dtype=resolve_dtype(dtype, device))
-    tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=False)
-    return HFBackend(model.to(device).eval(), tokenizer, model_id, device)
-
-
-def convert_gguf(gguf_file: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
-    """Dequantise a GGUF file once into a safetensors model dir (~30 s); later loads of `out_dir` take ~1 s.
-
-    The copy is written to a temp dir beside `out_dir` and renamed into place, so a killed or concurrent conversion
-    never leaves a half-written model where a loader would find it.
-    """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    gguf_file, out_dir = Path(gguf_file), Path(out_dir)
-    if (out_dir / "config.json").exists():
-        return out_dir
-    kw = dict(gguf_file=gguf_file.name, trust_remote_code=False)
-    tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, **kw)
-    model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, dtype=torch.float32, **kw)
-    # The weights are already dequantised to fp32; the quantizer and its config would make the copy load as GGUF.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        os.rename(tmp, out_dir)
-    except OSError:
-        if not (out_dir / "config.json").exists():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)   # a no-op after a successful rename
-    return out_dir
+    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
 
 
 class HFBackend:
@@ -134,6 +81,7 @@ class HFBackend:
         self._groups: dict[tuple[str, ...], tuple[list[int], list[list[int]]]] = {}
         self._suffix_ids: dict[str, list[int]] = {}
         self.n_layers = int(model.config.num_hidden_layers)
+        self._cache_kw = cache_keyword(model.model)
         self._body_linear_params = sum(m.weight.numel() for m in model.model.modules()
                                        if isinstance(m, torch.nn.Linear))
 
@@ -217,15 +165,28 @@ class HFBackend:
             def keep(_m, _a, out, idx=idx):
                 captured[idx] = out[0] if isinstance(out, tuple) else out
             hooks.append(module.register_forward_hook(keep))
+        if use_cache and cache is None:
+            cache = self._new_cache()
         try:
             out = self.model.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                   position_ids=positions.to(self.device), past_key_values=cache, use_cache=use_cache)
+                                   position_ids=positions.to(self.device), use_cache=use_cache,
+                                   **{self._cache_kw: cache})
         finally:
             for h in hooks:
                 h.remove()
         if self.n_layers in wanted:
             captured[self.n_layers] = out.last_hidden_state
-        return out.last_hidden_state, out.past_key_values, {l: captured[l % (self.n_layers + 1)] for l in layers}
+        return out.last_hidden_state, cache, {l: captured[l % (self.n_layers + 1)] for l in layers}
+
+    def _new_cache(self):
+        """An empty DynamicCache, filled in place by the forward. Passing one (not None) keeps the cache a Cache
+        object on every transformers version: older ones returned a tuple for a None, which has no crop()."""
+        from transformers import DynamicCache
+
+        try:
+            return DynamicCache(config=self.model.config)  # layer kinds (e.g. sliding windows) from the config
+        except TypeError:  # transformers before DynamicCache took a config
+            return DynamicCache()
 
     def _flops(self, n_rows: int, q_len: int, kv_len: int, head_flops: float) -> float:
         """Matmul FLOPs actually run: body linears on every (padded) position, attention's two products over the
