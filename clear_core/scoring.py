@@ -1,11 +1,13 @@
 """Score one batch of rows with the fused forward passes: the row signals and the prompt/response embeddings.
 
 Every signal value is in [0, 1], higher = more trustworthy; raw values are kept beside them. For each row, one
-teacher-forced forward over chat_template(prompt) + response gives likelihood, the embeddings and the KV cache on
-which reflection's two questions run; ifd adds one response-only forward; consistency (k_samples > 0) samples.
-Rows are sorted by length and grouped into forwards of at most `config.forward_tokens` padded tokens, so short rows
-are not padded to the longest row of the batch. A row that fails (e.g. tokenisation) is reported in `errors` and
-gets NaN values; the other rows go on.
+teacher-forced forward over chat_template(prompt) + response gives the token log-probs, the embeddings and the KV
+cache on which the row signals' follow-up questions run (reflection's); `score_batch` then calls each wanted row
+signal of the registry on that `RowBatch` (a signal may run more forwards: ifd's response-only one) and, when
+config.k_samples > 0, each sampled signal (consistency). `score_context` is the in-context pass, which serves every
+context signal. Rows are sorted by length and grouped into forwards of at most `config.forward_tokens` padded
+tokens, so short rows are not padded to the longest row of the batch. A row that fails (e.g. tokenisation) is
+reported in `errors` and gets NaN values; the other rows go on.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 from .backends.base import Backend, ScoreItem
 from .chat import few_shot
 from .config import ScoreConfig
-from .signals import ROW_SIGNALS, consistency, context, ifd, likelihood, reflection
+from .signals import context, get_signal, of_kind
 
 MIN_PROMPT_TOKENS = 16  # a response longer than max_tokens is cut so that this much prompt context stays
 # The fixed cost of one more forward, in padded-token equivalents (per-op dispatch, small-matmul inefficiency):
@@ -60,78 +62,129 @@ def prepare_item(backend: Backend, prompt, response: str, max_tokens: int) -> Sc
     return ScoreItem(tuple(ids), keep_prompt, ends_turn=keep_response == n_response)
 
 
-def score_batch(backend: Backend, rows: Sequence[Row | tuple], config: ScoreConfig) -> BatchResult:
-    """Row signals (those of config.signals that are row signals) and embeddings for a batch of rows."""
-    rows = [r if isinstance(r, Row) else Row(*r) for r in rows]
-    n = len(rows)
-    wanted = [s for s in config.signals if s in ROW_SIGNALS and (s != "consistency" or config.k_samples > 0)]
-    errors: dict[int, str] = {}
-    items = [_guard(lambda r=r: prepare_item(backend, r.prompt, r.response, config.max_tokens), r, errors)
-             for r in rows]
-    suffixes = reflection.QUESTIONS if "reflection" in wanted else ()
-    fused = _run_fused(backend, rows, items, suffixes, config, errors)
-    values, raw = {}, {}
-    nan = np.full(n, np.nan)
+@dataclass
+class RowBatch:
+    """A batch of rows after its fused forward, as a row signal reads it (`signals`, kind "row").
 
-    if "likelihood" in wanted:
-        lps = [_likelihood_tokens(out[0], items[i], config.likelihood_end_token) if out else np.zeros(0)
-               for i, out in enumerate(fused["out"])]
-        values["likelihood"], raw["likelihood"] = likelihood.score(lps)
-    if "likelihood_min" in wanted:
-        lps = [_likelihood_tokens(out[0], items[i], False) if out else np.zeros(0) for i, out in enumerate(fused["out"])]
-        values["likelihood_min"], raw["likelihood_min"] = likelihood.score_min(lps)
-    if "likelihood_end" in wanted:
-        ends = [float(out[0][-1]) if out and items[i].ends_turn and len(out[0]) else np.nan
-                for i, out in enumerate(fused["out"])]
-        values["likelihood_end"], raw["likelihood_end"] = likelihood.score_end(ends)
-    if "reflection" in wanted:
-        probs = np.stack([out[3] if out else np.full((len(suffixes), 3), np.nan) for out in fused["out"]])
-        values["reflection"], raw["reflection"] = reflection.score(probs)
-    if "ifd" in wanted:
-        alone = [_guard(lambda r=r: prepare_item(backend, ifd.EMPTY_PROMPT, r.response, config.max_tokens), r, errors)
-                 if fused["out"][i] else None for i, r in enumerate(rows)]
-        direct = _run_fused(backend, rows, alone, (), config, errors)
-        fused["n_tokens"] += direct["n_tokens"]
-        fused["flops"] += direct["flops"]
-        cond = [out[0] if out and d else np.zeros(0) for out, d in zip(fused["out"], direct["out"])]
-        plain = [d[0] if d else np.zeros(0) for d in direct["out"]]
-        values["ifd"], raw["ifd"] = ifd.score(ifd.ratio(cond, plain))
-    if "consistency" in wanted:
-        values["consistency"], raw["consistency"] = nan.copy(), nan.copy()
-        ok = [i for i in range(n) if fused["out"][i]]
-        for lo in range(0, len(ok), max(1, config.batch_size)):
-            chunk = ok[lo:lo + max(1, config.batch_size)]
-            try:
-                v, rw, _ = consistency.compute(
-                    backend, [rows[i].prompt for i in chunk], [rows[i].response for i in chunk], config.k_samples,
-                    alpha=config.alpha, agreement=config.agreement, temperature=config.temperature,
-                    max_new_tokens=config.max_new_tokens, seed=config.seed * 1_000_003 + int(rows[chunk[0]].row_idx))
-                values["consistency"][chunk], raw["consistency"][chunk] = v, rw
-            except Exception as exc:  # noqa: BLE001 - the rows are reported, the batch goes on
-                for i in chunk:
-                    errors.setdefault(rows[i].row_idx, f"consistency: {type(exc).__name__}: {exc}")
+    out[i] = (the response's token log-probs, the end-of-turn token's last when the turn ends; prompt embedding;
+    response embedding; the follow-up questions' letter probabilities) or None for a row that failed; `errors`
+    collects failing rows ({row_idx: message}); n_tokens / flops count every forward of the batch."""
+
+    backend: Backend
+    rows: list[Row]
+    items: list[ScoreItem | None]
+    config: ScoreConfig
+    errors: dict[int, str]
+    suffixes: tuple[str, ...] = ()   # the follow-up questions asked on each response's KV cache
+    candidates: tuple[str, ...] = ()  # the answer letters read after each question
+    out: list = field(default_factory=list)
+    n_tokens: int = 0
+    flops: float = 0.0
+
+    def token_logprobs(self, include_end: bool = True) -> list[np.ndarray]:
+        """Each row's response-token log-probs (empty for a failed row), the end-of-turn token dropped unless
+        include_end."""
+        return [_likelihood_tokens(out[0], self.items[i], include_end) if out else np.zeros(0)
+                for i, out in enumerate(self.out)]
+
+    def end_logprobs(self) -> list[float]:
+        """Each row's end-of-turn token log-prob; NaN for a failed row or one whose response was cut."""
+        return [float(out[0][-1]) if out and self.items[i].ends_turn and len(out[0]) else np.nan
+                for i, out in enumerate(self.out)]
+
+    def suffix_probs(self, questions: Sequence[str]) -> np.ndarray:
+        """(n, len(questions), candidates) letter probabilities of `questions` (asked in this batch's forward);
+        NaN for a failed row."""
+        q = tuple(questions)
+        at = next(i for i in range(len(self.suffixes)) if self.suffixes[i:i + len(q)] == q)
+        width = len(self.candidates)
+        return np.stack([out[3][at:at + len(q)] if out else np.full((len(q), width), np.nan)
+                         for out in self.out]).reshape(len(self.out), len(q), width)
+
+    def logprobs_after(self, prompt) -> list[np.ndarray]:
+        """Each row's response-token log-probs after `prompt` instead of its own (one more forward per row; empty
+        for a row that failed, here or in the fused forward)."""
+        items = [_guard(lambda r=r: prepare_item(self.backend, prompt, r.response, self.config.max_tokens), r,
+                        self.errors) if self.out[i] else None for i, r in enumerate(self.rows)]
+        extra = _run_fused(self.backend, self.rows, items, (), (), self.config, self.errors)
+        self.n_tokens += extra["n_tokens"]
+        self.flops += extra["flops"]
+        return [o[0] if o else np.zeros(0) for o in extra["out"]]
+
+
+def score_batch(backend: Backend, rows: Sequence[Row | tuple], config: ScoreConfig) -> BatchResult:
+    """The row and sampled signals of config.signals (registry order) and the embeddings for a batch of rows."""
+    batch = forward_batch(backend, rows, config)
+    rows, errors, n = batch.rows, batch.errors, len(batch.rows)
+    values, raw = {}, {}
+    for name in of_kind("row", config.signals):
+        values[name], raw[name] = get_signal(name).compute(batch)
+    if config.k_samples > 0:
+        for name in of_kind("sampled", config.signals):
+            values[name], raw[name] = _sampled(get_signal(name), backend, rows, batch.out, config, errors)
 
     failed = np.array([r.row_idx in errors for r in rows], dtype=bool)
     for d in (values, raw):
         for name in d:
             d[name] = np.where(failed, np.nan, d[name]).astype(np.float64)
-    dim = next((out[1].shape[0] for out in fused["out"] if out), 0)
+    dim = next((out[1].shape[0] for out in batch.out if out), 0)
     emb = {k: np.full((n, dim), np.nan, dtype=np.float32) for k in (1, 2)}
-    for i, out in enumerate(fused["out"]):
+    for i, out in enumerate(batch.out):
         if out and not failed[i]:
             emb[1][i], emb[2][i] = out[1], out[2]
     return BatchResult(row_idx=np.array([r.row_idx for r in rows], dtype=np.int64), values=values, raw=raw,
-                       prompt_emb=emb[1], response_emb=emb[2], n_tokens=fused["n_tokens"], errors=errors,
-                       matmul_flops=fused["flops"])
+                       prompt_emb=emb[1], response_emb=emb[2], n_tokens=batch.n_tokens, errors=errors,
+                       matmul_flops=batch.flops)
+
+
+def forward_batch(backend: Backend, rows: Sequence[Row | tuple], config: ScoreConfig) -> RowBatch:
+    """The batch's fused forward (with the follow-up questions of config's row signals), as row signals read it;
+    a row that fails is in the batch's `errors`."""
+    rows = [r if isinstance(r, Row) else Row(*r) for r in rows]
+    errors: dict[int, str] = {}
+    items = [_guard(lambda r=r: prepare_item(backend, r.prompt, r.response, config.max_tokens), r, errors)
+             for r in rows]
+    suffixes, candidates = _questions([get_signal(s) for s in of_kind("row", config.signals)])
+    fused = _run_fused(backend, rows, items, suffixes, candidates, config, errors)
+    return RowBatch(backend, rows, items, config, errors, suffixes, candidates, fused["out"], fused["n_tokens"],
+                    fused["flops"])
+
+
+def _questions(row_signals) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The follow-up questions of the wanted row signals' modules (each module once) and the answer letters read
+    after them, which every asking module must share (one forward reads one set of letters)."""
+    modules = list({s.module: s.load() for s in row_signals}.values())
+    asking = [m for m in modules if getattr(m, "QUESTIONS", ())]
+    letters = {tuple(m.CANDIDATES) for m in asking}
+    if len(letters) > 1:
+        raise ValueError(f"row signals ask their questions with different answer letters: {sorted(letters)}")
+    return tuple(q for m in asking for q in m.QUESTIONS), next(iter(letters), ())
+
+
+def _sampled(signal, backend, rows, fused_out, config, errors) -> tuple[np.ndarray, np.ndarray]:
+    """A sampled signal over the rows that passed the fused forward, config.batch_size rows at a time; a chunk
+    that raises is reported row by row and the others go on."""
+    values, raw = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+    ok = [i for i in range(len(rows)) if fused_out[i]]
+    step = max(1, config.batch_size)
+    for lo in range(0, len(ok), step):
+        chunk = ok[lo:lo + step]
+        try:
+            v, rw = signal.compute(backend, [rows[i] for i in chunk], config,
+                                   config.seed * 1_000_003 + int(rows[chunk[0]].row_idx))
+            values[chunk], raw[chunk] = v, rw
+        except Exception as exc:  # noqa: BLE001 - the rows are reported, the batch goes on
+            for i in chunk:
+                errors.setdefault(rows[i].row_idx, f"{signal.name}: {type(exc).__name__}: {exc}")
+    return values, raw
 
 
 def score_context(backend: Backend, rows: Sequence[Row | tuple], source_rows: Sequence[int],
                   index: context.ContextIndex, lookup: Callable, config: ScoreConfig) -> BatchResult:
-    """`likelihood_ctx` and `likelihood_ctx_min` for a batch: row i is scored after the dataset rows nearest to
-    dataset row source_rows[i] (its own row, or the one a synthetic row was made from) as earlier turns of its chat
-    (signals.context); lookup(row ids) -> {row id: (prompt, response)} gives their text. One teacher-forced forward
-    per row and no
-    embeddings."""
+    """The context signals (every one: they share the pass) for a batch: row i is scored after the dataset rows
+    nearest to dataset row source_rows[i] (its own row, or the one a synthetic row was made from) as earlier turns of
+    its chat (`chat.few_shot`); lookup(row ids) -> {row id: (prompt, response)} gives their text. One
+    teacher-forced forward per row and no embeddings."""
     from .backends.base import as_messages
 
     rows = [r if isinstance(r, Row) else Row(*r) for r in rows]
@@ -141,12 +194,13 @@ def score_context(backend: Backend, rows: Sequence[Row | tuple], source_rows: Se
     items = [_guard(lambda r=r, ex=ex: prepare_item(
         backend, few_shot(as_messages(r.prompt), [texts[int(d)] for d in ex if d >= 0], context.MAX_EXAMPLE_CHARS),
         r.response, config.max_tokens), r, errors) for r, ex in zip(rows, chosen)]
-    fused = _run_fused(backend, rows, items, (), config, errors, embed_layers=())
+    fused = _run_fused(backend, rows, items, (), (), config, errors, embed_layers=())
     lps = [out[0] if out else np.zeros(0) for out in fused["out"]]
     failed = np.array([r.row_idx in errors for r in rows], dtype=bool)
     values, raw = {}, {}
     ends = [it is not None and it.ends_turn for it in items]
-    for name, (v, rw) in ((context.NAME, context.score(lps)), (context.MIN_NAME, context.score_min(lps, ends))):
+    for name in of_kind("context"):  # one pass serves every in-context signal
+        v, rw = get_signal(name).compute(lps, ends)
         values[name], raw[name] = np.where(failed, np.nan, v), np.where(failed, np.nan, rw)
     return BatchResult(row_idx=np.array([r.row_idx for r in rows], dtype=np.int64), values=values, raw=raw,
                        prompt_emb=None, response_emb=None, n_tokens=fused["n_tokens"], errors=errors,
@@ -178,7 +232,7 @@ def plan_batches(lengths: Sequence[int], budget: int, overhead: int = FORWARD_OV
     return groups[::-1]
 
 
-def _run_fused(backend, rows, items, suffixes, config, errors, embed_layers=None) -> dict:
+def _run_fused(backend, rows, items, suffixes, candidates, config, errors, embed_layers=None) -> dict:
     """forward_scores over micro-batches; out[i] = (logprobs, prompt_emb, response_emb, suffix_probs) or None.
     A micro-batch that raises is retried row by row, so only the offending rows are reported."""
     out: list = [None] * len(items)
@@ -188,16 +242,16 @@ def _run_fused(backend, rows, items, suffixes, config, errors, embed_layers=None
     for group in plan_batches([len(items[i].ids) for i in live], config.forward_tokens):
         group = [live[g] for g in group]
         try:
-            _fill(backend, items, group, suffixes, layers, out, total)
+            _fill(backend, items, group, suffixes, candidates, layers, out, total)
         except Exception:  # noqa: BLE001 - isolate the failing rows below
             for i in group:
-                _guard(lambda i=i: _fill(backend, items, [i], suffixes, layers, out, total), rows[i], errors)
+                _guard(lambda i=i: _fill(backend, items, [i], suffixes, candidates, layers, out, total), rows[i],
+                       errors)
     return total
 
 
-def _fill(backend, items, group, suffixes, embed_layers, out, total) -> None:
-    res = backend.forward_scores([items[i] for i in group], suffixes, reflection.CANDIDATES,
-                                 embed_layers=embed_layers)
+def _fill(backend, items, group, suffixes, candidates, embed_layers, out, total) -> None:
+    res = backend.forward_scores([items[i] for i in group], suffixes, candidates, embed_layers=embed_layers)
     for j, i in enumerate(group):
         out[i] = (res.response_logprobs[j], res.prompt_emb[j], res.response_emb[j], res.suffix_probs[j])
     total["n_tokens"] += res.n_tokens

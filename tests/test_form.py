@@ -83,13 +83,18 @@ def test_dataset_signals_fit_and_query_together():
 
     emb, prompts, responses = _clusters()
     raw = np.linspace(-3, -1, len(responses))
-    fitted = dataset.fit(("neighbors", "form", "likelihood_rel"), emb, emb, prompts, responses, raw)
+    rows = dataset.Rows(emb, emb, prompts, responses, {"likelihood": raw})
+    fitted = dataset.fit(("neighbors", "form", "likelihood_rel"), rows)
     assert list(fitted.values) == ["neighbors", "form", "likelihood_rel"]
     assert fitted.labels_only is not None and len(fitted.labels_only) == len(responses)
-    q = dataset.score_queries(fitted, emb[[2, 14]], emb[[2, 14]], [prompts[2], prompts[14]],
-                              [responses[2], responses[14]], [2, 14], raw[[2, 14]])
+    q = dataset.score_queries(fitted, dataset.Rows(emb[[2, 14]], emb[[2, 14]], [prompts[2], prompts[14]],
+                                                   [responses[2], responses[14]], {"likelihood": raw[[2, 14]]}),
+                              [2, 14])
     assert set(q) == {"neighbors", "form", "likelihood_rel"}
     np.testing.assert_allclose(q["form"], fitted.values["form"][[2, 14]])
     np.testing.assert_allclose(q["likelihood_rel"], fitted.values["likelihood_rel"][[2, 14]])
-    assert "likelihood_rel" not in dataset.fit(("form", "likelihood_rel"), emb, emb, prompts, responses).values
-    assert dataset.fit(("form",), emb, emb, prompts, responses).labels_only is None
+    no_raw = dataset.Rows(emb, emb, prompts, responses)
+    assert "likelihood_rel" not in dataset.fit(("form", "likelihood_rel"), no_raw).values
+    assert "likelihood_rel" not in dataset.score_queries(fitted, dataset.Rows(emb[:1], emb[:1], prompts[:1],
+                                                                              responses[:1]), [0])
+    assert dataset.fit(("form",), no_raw).labels_only is None

@@ -1,10 +1,20 @@
 """Signal registry: every confidence signal by name, each in [0, 1], higher = more trustworthy.
 
-Row signals (likelihood, reflection, consistency, ifd) are computed batch by batch by `clear_core.scoring`; the
-context signals (likelihood_ctx, likelihood_ctx_min) in a second pass once every row is embedded (they need each
-row's nearest rows); the dataset signals (neighbors, form, likelihood_rel) over all rows at once. A descriptor names
-its module, which is imported only when the signal is used, so the registry costs nothing to import and lists
-signals whose module is heavy.
+A signal is one registry line naming its kind and its entry (module:function, the module imported only when the
+signal is used, so the registry costs nothing to import). The kind fixes when the signal runs and how its entry is
+called; `scoring` and `pipeline` loop over the registry by kind:
+
+* "row": `compute(batch: scoring.RowBatch) -> (values, raw)`, one array each over the batch's rows, read from the
+  batch's fused teacher-forced forward (its token log-probs, its follow-up questions: a module's QUESTIONS and
+  CANDIDATES are asked on the response's KV cache when one of its signals is wanted; `batch.logprobs_after`
+  runs more forwards);
+* "sampled": `compute(backend, rows: Sequence[scoring.Row], config, seed) -> (values, raw)`, answers sampled per
+  row; runs only when config.k_samples > 0, a chunk of config.batch_size rows at a time;
+* "context": `compute(token_logprobs, ends_turn) -> (values, raw)` from the in-context pass (each row after its
+  nearest rows as worked examples, once every row is embedded; `scoring.score_context`);
+* "dataset": `compute(data: dataset.Rows) -> dataset.Fitted | None` over all rows at once, from their embeddings
+  and text; the fit also scores extra pairs made from dataset rows (calibration's synthetic rows). None: the
+  inputs it needs are missing (likelihood_rel without the likelihood's raw values).
 """
 
 from __future__ import annotations
@@ -12,55 +22,58 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Iterable
 
 from ..errors import UnknownNameError
+
+KINDS = ("row", "sampled", "context", "dataset")
 
 
 @dataclass(frozen=True)
 class Signal:
     name: str
-    kind: str            # "row" (per row, from the fused forward), "context" (a second pass per row, after every
-    #                      row is embedded) or "dataset" (over all rows at once)
-    module: str          # clear_core.signals.<module>
+    kind: str         # one of KINDS: when the signal runs and how `compute` is called (module docstring)
+    entry: str        # "module:function"; a bare module is one of clear_core.signals
     description: str
-    needs_sampling: bool = False
+
+    @property
+    def module(self) -> str:
+        name = self.entry.partition(":")[0]
+        return name if "." in name else f"{__name__}.{name}"
 
     def load(self) -> ModuleType:
-        return importlib.import_module(f"{__name__}.{self.module}")
+        return importlib.import_module(self.module)
 
     def compute(self, *args, **kwargs):
-        """The module's `compute` (dataset signals return (values, raw) over all rows; see each module)."""
-        return self.load().compute(*args, **kwargs)
+        """The entry function, called with the kind's arguments (module docstring)."""
+        return getattr(self.load(), self.entry.partition(":")[2])(*args, **kwargs)
 
 
 REGISTRY: dict[str, Signal] = {s.name: s for s in (
-    Signal("likelihood", "row", "likelihood",
+    Signal("likelihood", "row", "likelihood:row_mean",
            "geometric-mean token probability of the response given the prompt (teacher forced)"),
-    Signal("likelihood_min", "row", "likelihood",
+    Signal("likelihood_min", "row", "likelihood:row_min",
            "probability of the least likely response token (a single wrong token is not diluted by the mean)"),
-    Signal("likelihood_end", "row", "likelihood",
+    Signal("likelihood_end", "row", "likelihood:row_end",
            "probability that the response ends where it does (the end-of-turn token after it)"),
-    Signal("reflection", "row", "reflection",
+    Signal("reflection", "row", "reflection:compute",
            "the model's own verdict on the answer: expected score of A/B/C over BSDetector's two questions"),
-    Signal("consistency", "row", "consistency",
-           "agreement of k sampled chain-of-thought answers with the response (BSDetector)", needs_sampling=True),
-    Signal("ifd", "row", "ifd", "instruction-following difficulty: how much the prompt helps predict the response"),
-    Signal("likelihood_ctx", "context", "context",
+    Signal("ifd", "row", "ifd:compute",
+           "instruction-following difficulty: how much the prompt helps predict the response"),
+    Signal("consistency", "sampled", "consistency:sampled",
+           "agreement of k sampled chain-of-thought answers with the response (BSDetector)"),
+    Signal("likelihood_ctx", "context", "context:score",
            "likelihood of the response with the most similar rows shown first as worked examples (the dataset's "
            "own answer form is expected, so what is left is the content)"),
-    Signal("likelihood_ctx_min", "context", "context",
+    Signal("likelihood_ctx_min", "context", "context:score_min",
            "probability of the least likely response token, with the same worked examples first"),
-    Signal("neighbors", "dataset", "neighbors",
+    Signal("neighbors", "dataset", "neighbors:fit_rows",
            "agreement with similar prompts' responses (out-of-fold classifier or nearest neighbours)"),
-    Signal("likelihood_rel", "dataset", "likelihood",
-           "the response's likelihood ranked among the responses to the nearest prompts (no task-format effect)"),
-    Signal("form", "dataset", "form",
+    Signal("form", "dataset", "form:fit_rows",
            "the response's shape (copies the prompt, parses as JSON, empty) is usual among similar prompts' responses"),
+    Signal("likelihood_rel", "dataset", "likelihood:fit_rows",
+           "the response's likelihood ranked among the responses to the nearest prompts (no task-format effect)"),
 )}
-
-ROW_SIGNALS = tuple(n for n, s in REGISTRY.items() if s.kind == "row")
-CONTEXT_SIGNALS = tuple(n for n, s in REGISTRY.items() if s.kind == "context")
-DATASET_SIGNALS = tuple(n for n, s in REGISTRY.items() if s.kind == "dataset")
 
 
 def get_signal(name: str) -> Signal:
@@ -68,3 +81,13 @@ def get_signal(name: str) -> Signal:
     if name not in REGISTRY:
         raise UnknownNameError("signal", name, list(REGISTRY))
     return REGISTRY[name]
+
+
+def of_kind(kind: str, among: Iterable[str] | None = None) -> tuple[str, ...]:
+    """Names of the registered signals of `kind`, in registry order; only those in `among` when given.
+
+    Read from REGISTRY at each call (never cached), so a signal registered later is included."""
+    if kind not in KINDS:
+        raise UnknownNameError("signal kind", kind, KINDS)
+    keep = None if among is None else set(among)
+    return tuple(n for n, s in REGISTRY.items() if s.kind == kind and (keep is None or n in keep))

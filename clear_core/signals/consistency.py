@@ -95,6 +95,15 @@ def compute(backend, prompts: Sequence[Sequence[dict]], responses: Sequence[str]
     return values, raw, samples
 
 
+def sampled(backend, rows, config, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`consistency` of a chunk of rows (a sampled signal's entry; rows have .prompt and .response), with the
+    config's k_samples, alpha, agreement judge, temperature and max_new_tokens."""
+    values, raw, _ = compute(backend, [r.prompt for r in rows], [r.response for r in rows], config.k_samples,
+                             alpha=config.alpha, agreement=config.agreement, temperature=config.temperature,
+                             max_new_tokens=config.max_new_tokens, seed=seed)
+    return values, raw
+
+
 def _last_user(prompt: Sequence[dict]) -> str:
     users = [m.get("content", "") for m in prompt if m.get("role") == "user"]
     return users[-1] if users else ""

@@ -59,9 +59,9 @@ class ContextIndex:
         return out
 
 
-def score(token_logprobs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def score(token_logprobs: Sequence[np.ndarray], ends_turn: Sequence[bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """likelihood_ctx (values, raw) from each row's response + end-of-turn token log-probs: exp(mean) and the
-    mean; NaN when a row has no token."""
+    mean (the end-of-turn token counts, so ends_turn is not needed); NaN when a row has no token."""
     raw = np.array([float(np.mean(lp)) if len(lp) else np.nan for lp in token_logprobs], dtype=np.float64)
     return np.exp(raw), raw
 

@@ -1,67 +1,92 @@
 """The dataset signals together: fit them over a whole dataset, then score extra pairs against the fit.
 
-`fit(wanted, ...)` runs the dataset signals named in `wanted` (neighbors, form, likelihood_rel) over every row and
-returns their values, raw values and fitted models; `score_queries(fitted, ...)` scores extra (prompt, response)
-pairs made from dataset rows (calibration's synthetic corruptions) with each fitted signal, out-of-fold against
-the row each pair was made from. The scoring pipeline and bench/quality.py both go through here.
+A dataset signal's entry takes the dataset's `Rows` and returns its `Fitted`: values and raw values over every
+row, and `score(queries, source_rows)`, which scores extra (prompt, response) pairs made from dataset rows
+(calibration's synthetic corruptions) out-of-fold against the row each pair was made from (that row never counts
+as its own neighbour). `fit(wanted, rows)` runs the dataset signals named in `wanted`, in registry order;
+`score_queries(fitted, queries, source_rows)` scores queries with each of them. The scoring pipeline and
+bench/quality.py both go through here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 
+@dataclass(frozen=True)
+class Rows:
+    """What a dataset signal reads, aligned by position: the rows' (or queries') prompt and response embeddings,
+    prompt messages, responses, and the raw values of the row signals computed for them (signal name -> array;
+    a signal that needs one that is missing returns no fit)."""
+
+    prompt_emb: np.ndarray
+    response_emb: np.ndarray
+    prompts: Sequence
+    responses: Sequence[str]
+    raw: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.responses)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """One dataset signal fitted over a dataset: values in [0, 1] (higher = more trustworthy) and raw values over
+    its rows, the fitted model, and score(queries: Rows, source_rows) -> the queries' values."""
+
+    values: np.ndarray
+    raw: np.ndarray
+    model: object
+    score: Callable[[Rows, np.ndarray], np.ndarray]
+
+
 @dataclass
 class DatasetFit:
-    """values / raw: signal name -> array over the rows; models: signal name -> fitted model (for queries)."""
+    """The fitted dataset signals by name (registry order)."""
 
-    values: dict[str, np.ndarray] = field(default_factory=dict)
-    raw: dict[str, np.ndarray] = field(default_factory=dict)
-    models: dict[str, object] = field(default_factory=dict)
+    fits: dict[str, Fitted] = field(default_factory=dict)
+
+    @property
+    def values(self) -> dict[str, np.ndarray]:
+        return {name: f.values for name, f in self.fits.items()}
+
+    @property
+    def raw(self) -> dict[str, np.ndarray]:
+        return {name: f.raw for name, f in self.fits.items()}
+
+    @property
+    def models(self) -> dict[str, object]:
+        return {name: f.model for name, f in self.fits.items()}
 
     @property
     def labels_only(self) -> np.ndarray | None:
         """Rows whose response is a class label (neighbors' categorical rows), None without neighbors."""
-        nb = self.models.get("neighbors")
-        return None if nb is None else nb.labels >= 0
+        nb = self.fits.get("neighbors")
+        return None if nb is None else nb.model.labels >= 0
 
 
-def fit(wanted: Sequence[str], prompt_emb, response_emb, prompts: Sequence, responses: Sequence[str],
-        raw_likelihood: np.ndarray | None = None) -> DatasetFit:
-    """Fit the dataset signals in `wanted` over all rows (likelihood_rel only when raw_likelihood, the rows'
-    mean token log-probs, is given)."""
+def fit(wanted: Sequence[str], rows: Rows) -> DatasetFit:
+    """Fit the dataset signals of `wanted` over all rows (a signal whose inputs are missing is left out)."""
+    from . import get_signal, of_kind
+
     out = DatasetFit()
-    if "neighbors" in wanted:
-        from . import neighbors
-        out.models["neighbors"], nb = neighbors.fit(prompt_emb, response_emb, responses)
-        out.values["neighbors"], out.raw["neighbors"] = np.asarray(nb.values, float), np.asarray(nb.raw, float)
-    if "form" in wanted:
-        from . import form
-        out.models["form"], out.values["form"], out.raw["form"] = form.fit(prompt_emb, prompts, responses)
-    if "likelihood_rel" in wanted and raw_likelihood is not None:
-        from . import likelihood
-        out.models["likelihood_rel"], vals = likelihood.fit_relative(raw_likelihood, prompt_emb)
-        out.values["likelihood_rel"] = out.raw["likelihood_rel"] = vals
+    for name in of_kind("dataset", wanted):
+        fitted = get_signal(name).compute(rows)
+        if fitted is not None:
+            out.fits[name] = fitted
     return out
 
 
-def score_queries(fitted: DatasetFit, prompt_emb, response_emb, prompts: Sequence, responses: Sequence[str],
-                  source_rows: Sequence[int], raw_likelihood: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Values of each fitted dataset signal for extra pairs; source_rows[i] is the dataset row pair i came from."""
+def score_queries(fitted: DatasetFit, queries: Rows, source_rows: Sequence[int]) -> dict[str, np.ndarray]:
+    """Values of each fitted dataset signal for extra pairs; source_rows[i] is the dataset row pair i came from.
+    A signal whose query inputs are missing (score returns None) is left out."""
+    source_rows = np.asarray(source_rows, dtype=np.int64)
     out = {}
-    if "neighbors" in fitted.models:
-        from . import neighbors
-        out["neighbors"] = neighbors.score_queries(fitted.models["neighbors"], prompt_emb, response_emb, responses,
-                                                   source_rows)
-    if "form" in fitted.models:
-        from . import form
-        out["form"] = form.score_queries(fitted.models["form"], prompt_emb, prompts, responses, source_rows)
-    if "likelihood_rel" in fitted.models and raw_likelihood is not None:
-        from . import likelihood
-        out["likelihood_rel"] = likelihood.relative_queries(fitted.models["likelihood_rel"],
-                                                            np.asarray(raw_likelihood, dtype=float), prompt_emb,
-                                                            source_rows)
+    for name, f in fitted.fits.items():
+        values = f.score(queries, source_rows)
+        if values is not None:
+            out[name] = values
     return out

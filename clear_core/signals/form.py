@@ -106,6 +106,16 @@ def compute(prompt_emb, prompts: Sequence, responses: Sequence[str], k: int = 10
     return values, raw
 
 
+def fit_rows(data):
+    """The registry's entry (a dataset signal, `signals.dataset`): `fit` over the rows, queries by
+    `score_queries`."""
+    from .dataset import Fitted
+
+    model, values, raw = fit(data.prompt_emb, data.prompts, data.responses)
+    return Fitted(values, raw, model,
+                  lambda q, src: score_queries(model, q.prompt_emb, q.prompts, q.responses, src))
+
+
 def score_queries(model: FormModel, prompt_emb, prompts: Sequence, responses: Sequence[str], source_rows) -> np.ndarray:
     """Values of extra (prompt, response) pairs made from dataset rows; source_rows[i] is never its own neighbour."""
     source_rows = np.asarray(source_rows, dtype=np.int64)

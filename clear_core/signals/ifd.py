@@ -32,6 +32,12 @@ def score(ratios: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return 1.0 / (1.0 + np.exp(SLOPE * (raw - 1.0))), raw
 
 
+def compute(batch) -> tuple[np.ndarray, np.ndarray]:
+    """`ifd` of a scored batch (a row signal's entry): one more forward per row, the response after an empty
+    user turn."""
+    return score(ratio(batch.token_logprobs(), batch.logprobs_after(EMPTY_PROMPT)))
+
+
 def naive_ratio(backend, prompt, response: str) -> float:
     """Reference: the two losses from the backend's unbatched full forwards."""
     cond = backend.token_logprobs([prompt], [response])[0]

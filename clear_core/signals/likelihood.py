@@ -29,6 +29,22 @@ def score(token_logprobs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
     return np.exp(raw), raw
 
 
+def row_mean(batch) -> tuple[np.ndarray, np.ndarray]:
+    """`likelihood` of a scored batch (a row signal's entry): the end-of-turn token counts when
+    config.likelihood_end_token."""
+    return score(batch.token_logprobs(include_end=batch.config.likelihood_end_token))
+
+
+def row_min(batch) -> tuple[np.ndarray, np.ndarray]:
+    """`likelihood_min` of a scored batch (a row signal's entry), the end-of-turn token left out."""
+    return score_min(batch.token_logprobs(include_end=False))
+
+
+def row_end(batch) -> tuple[np.ndarray, np.ndarray]:
+    """`likelihood_end` of a scored batch (a row signal's entry)."""
+    return score_end(batch.end_logprobs())
+
+
 def naive_token_logprobs(backend, ids: Sequence[int], response_start: int) -> np.ndarray:
     """Reference: each response token's log-prob from a separate forward over the unpadded sequence before it."""
     out = []
@@ -91,6 +107,24 @@ def fit_relative(raw_mean, prompt_emb, k: int = 10) -> tuple[RelativeModel, np.n
     """(model, values) of `likelihood_rel` for every row of a dataset."""
     model = RelativeModel(np.asarray(raw_mean, dtype=np.float64), *knn.centred_unit(prompt_emb), k)
     return model, relative(model.raw_mean, model.prompt_unit, k)
+
+
+def fit_rows(data):
+    """`likelihood_rel` as the registry's entry (a dataset signal, `signals.dataset`); None without the rows'
+    `likelihood` raw values, and a query without them is not scored."""
+    from .dataset import Fitted
+
+    raw_mean = data.raw.get("likelihood")
+    if raw_mean is None:
+        return None
+    model, values = fit_relative(raw_mean, data.prompt_emb)
+
+    def score_rows(queries, source_rows):
+        q_raw = queries.raw.get("likelihood")
+        return None if q_raw is None else relative_queries(model, np.asarray(q_raw, dtype=float),
+                                                           queries.prompt_emb, source_rows)
+
+    return Fitted(values, values, model, score_rows)
 
 
 def relative_queries(model: RelativeModel, query_raw, prompt_emb, source_rows) -> np.ndarray:

@@ -61,9 +61,6 @@ class NeighborsResult:
     predicted: np.ndarray
     predicted_prob: np.ndarray
 
-    def __iter__(self):  # `values, raw = compute(...)`, the registry's dataset-signal shape
-        return iter((self.values, self.raw))
-
 
 @dataclass(frozen=True)
 class NeighborsModel:
@@ -197,6 +194,16 @@ def fit(prompt_emb, response_emb, responses, config: NeighborsConfig = Neighbors
 def compute(prompt_emb, response_emb, responses, config: NeighborsConfig = NeighborsConfig()) -> NeighborsResult:
     """Score every row: values in [0, 1], higher = more trustworthy (the response agrees with similar prompts)."""
     return fit(prompt_emb, response_emb, responses, config)[1]
+
+
+def fit_rows(data):
+    """The registry's entry (a dataset signal, `signals.dataset`): `fit` over the rows, queries by
+    `score_queries`."""
+    from .dataset import Fitted
+
+    model, res = fit(data.prompt_emb, data.response_emb, data.responses)
+    return Fitted(np.asarray(res.values, float), np.asarray(res.raw, float), model,
+                  lambda q, src: score_queries(model, q.prompt_emb, q.response_emb, q.responses, src))
 
 
 def score_queries(model: NeighborsModel, prompt_emb, response_emb, responses, source_rows) -> np.ndarray:

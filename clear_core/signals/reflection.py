@@ -34,6 +34,11 @@ def score(letter_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values, values.copy()
 
 
+def compute(batch) -> tuple[np.ndarray, np.ndarray]:
+    """`reflection` of a scored batch (a row signal's entry): QUESTIONS were asked on each response's cache."""
+    return score(batch.suffix_probs(QUESTIONS))
+
+
 def naive_letter_probs(backend, ids: Sequence[int], question: str,
                        candidates: Sequence[str] = CANDIDATES) -> np.ndarray:
     """Reference: one forward from scratch over prefix + question, full softmax, the letters' spellings summed,
