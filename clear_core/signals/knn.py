@@ -51,11 +51,26 @@ def nearest(query_unit: np.ndarray, base_unit: np.ndarray, k: int, exclude: np.n
             ex = np.asarray(exclude[s:s + BLOCK], dtype=np.int64)
             hit = ex >= 0
             sim[np.flatnonzero(hit), ex[hit]] = -np.inf
-        part = np.argpartition(-sim, k - 1, axis=1)[:, :k] if k < sim.shape[1] else \
-            np.tile(np.arange(sim.shape[1]), (len(sim), 1))
+        part = _top(sim, k)
         part_sim = np.take_along_axis(sim, part, axis=1)
         # most similar first; equal similarities by base position (np.lexsort: last key is primary)
         order = np.lexsort((part, -part_sim), axis=1)
         idx[s:s + BLOCK] = np.take_along_axis(part, order, axis=1)
         sims[s:s + BLOCK] = np.take_along_axis(part_sim, order, axis=1)
     return (idx, sims) if return_sim else idx
+
+
+def _top(sim: np.ndarray, k: int) -> np.ndarray:
+    """(n, k) positions of each row's k largest values, unordered; of values equal to the k-th largest, those
+    at the lowest positions (a partial sort alone picks any of them)."""
+    n, m = sim.shape
+    if k >= m:
+        return np.tile(np.arange(m), (n, 1))
+    part = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+    kth = np.take_along_axis(sim, part, axis=1).min(axis=1, keepdims=True)
+    above, tied = sim > kth, sim == kth
+    slots = k - above.sum(axis=1, keepdims=True)
+    if (tied.sum(axis=1, keepdims=True) > slots).any():  # a tie straddles the cut
+        take = above | (tied & (np.cumsum(tied, axis=1) <= slots))
+        part = np.nonzero(take)[1].reshape(n, k)
+    return part
