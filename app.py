@@ -19,12 +19,13 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # `ui` sits next to this script
     sys.path.insert(0, str(ROOT))
 
+from clear_core.names import DEFAULT_WORKSPACE  # noqa: E402
 from ui import state, widgets  # noqa: E402
 
 st.set_page_config(page_title="CLEAR Studio", page_icon=":material/cleaning_services:", layout="wide",
                    initial_sidebar_state="expanded")
 widgets.style()
-state.init(os.environ.get("CLEAR_STUDIO_WORKSPACE", ""))
+state.init(os.environ.get("CLEAR_STUDIO_WORKSPACE") or DEFAULT_WORKSPACE)
 state.keep_widget_values()
 
 page = st.navigation([

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from clear_core.export import export_counts
+from clear_core.names import EXPORT_VARIANTS
 from ui import state
 
 FORMATS = {"same": "Same as the input", "jsonl": "JSONL", "parquet": "Parquet", "csv": "CSV"}
-VARIANTS = {"curated": "Curated rows only", "all": "All rows + score and decision columns"}
+VARIANT_LABELS = {"curated": "Curated rows only", "all": "All rows + score and decision columns"}
 SUFFIX = {"jsonl": ".jsonl", "parquet": ".parquet", "csv": ".csv", "json": ".json"}
 s = st.session_state
 
@@ -37,19 +39,13 @@ ws = state.ws()
 
 c1, c2 = st.columns(2)
 fmt = c1.radio("Format", list(FORMATS), format_func=FORMATS.get, horizontal=True, key="x_fmt")
-variant = c2.radio("Rows", list(VARIANTS), format_func=VARIANTS.get, horizontal=True, key="x_variant")
+variant = c2.radio("Rows", EXPORT_VARIANTS, format_func=VARIANT_LABELS.get, horizontal=True, key="x_variant")
 
-decisions = ws.current_decisions(ds.id)
-acts = decisions["action"].value_counts()
-by_reviewer = int(acts.get("drop", 0))
-below = ws.review_count(ds.id, run.id, band="drop", t_drop=thr.t_drop, undecided_only=True) if thr else 0
-changed = int(acts.get("accept", 0)) + int(acts.get("edit", 0))
-rows_out = ds.n_rows - by_reviewer - below if variant == "curated" else ds.n_rows
-for col, (label, value) in zip(st.columns(4), [("Rows in the file", rows_out), (":red[Dropped by a reviewer]",
-                                               by_reviewer if variant == "curated" else 0),
-                                              (":red[Dropped below the threshold]",
-                                               below if variant == "curated" else 0),
-                                              (":violet[Fixed or edited]", changed)]):
+c = export_counts(ws, ds.id, variant, run_id=run.id if thr else None, t_drop=thr.t_drop if thr else None)
+for col, (label, value) in zip(st.columns(4), [("Rows in the file", c["written"]),
+                                              (":red[Dropped by a reviewer]", c["dropped_by_decision"]),
+                                              (":red[Dropped below the threshold]", c["dropped_below_threshold"]),
+                                              (":violet[Fixed or edited]", c["edited"] + c["accepted"])]):
     col.metric(label, f"{value:,}", border=True)
 if thr is not None:
     st.caption(f"Curated: a reviewer's drop removes a row whatever its score; undecided rows with confidence below "

@@ -9,13 +9,12 @@ from __future__ import annotations
 import streamlit as st
 
 from clear_core.errors import ClearError
+from clear_core.filtering import bands
 from clear_core.signals import REGISTRY
 from ui import queue, state, widgets
 
 BANDS = {"flagged": "Flagged", "review": "Review band", "drop": "Drop band", "keep": "Keep band", "all": "All rows"}
 PROPOSAL = {"any": "Any", "yes": "With a proposed fix", "no": "Without a fix"}
-ROW_COLUMNS = {"row_idx", "row_id", "line", "prompt", "prompt_text", "response", "confidence", "proposal",
-               "proposal_source", "judge_conf", "confident", "decision", "decision_text", "decided_by"}
 s = st.session_state
 
 
@@ -86,9 +85,9 @@ def bulk(ds_id: int, run_id: int, filters: dict, thr: dict) -> None:
     flash("saved", f"Saved: {action} on {len(rows):,} rows (one batch; Undo takes it back)")
 
 
-def show_row(row, thr, position: str) -> None:
+def show_row(row, thr, position: str, signal_names: list[str]) -> None:
     conf = row["confidence"]
-    band = "review" if conf != conf else ("keep" if conf >= thr.t_keep else "drop" if conf < thr.t_drop else "review")
+    band = bands([conf], thr)[0]
     decided = (f" · decided **{row['decision']}** by {row['decided_by']}" if isinstance(row["decision"], str) else "")
     st.markdown(f"{widgets.chip(band)} &nbsp; **Row {int(row['row_idx'])}** · line {int(row['line'])} · "
                 f"confidence **{conf:.3f}**{decided} <span style='float:right;color:#6b7280'>{position}</span>",
@@ -103,7 +102,7 @@ def show_row(row, thr, position: str) -> None:
         widgets.text_box(row["response"], "Response")
     if isinstance(row["decision_text"], str) and row["decision_text"] not in (proposal, row["response"]):
         widgets.text_box(row["decision_text"], f"Current text ({row['decision']})")
-    signals = {name: row[name] for name in ["confidence", *(c for c in row.index if c not in ROW_COLUMNS)]}
+    signals = {name: row[name] for name in ["confidence", *(n for n in signal_names if n in row.index)]}
     widgets.stat_strip(signals, {n: REGISTRY[n].description for n in signals if n in REGISTRY})
 
 
@@ -159,7 +158,8 @@ if not (s.get("reviewer") or "").strip():
     st.caption(":material/person: Decisions are signed “anonymous”: put your name in the sidebar.")
 bar = st.empty()
 
-filters = read_filters([n for n in ws.signals(run.id) if n != "confidence"], thr)
+signal_names = [n for n in ws.signals(run.id) if n != "confidence"]
+filters = read_filters(signal_names, thr)
 now = queue.view(ws, ds.id, run.id, filters)
 progress, count, row = now["progress"], now["count"], now["row"]
 done, flagged = progress["flagged_reviewed"], progress["flagged"]
@@ -173,7 +173,7 @@ if row is None:
     else:
         st.success("Nothing left in this filter.", icon=":material/task_alt:")
     st.stop()
-show_row(row, thr, f"{now['position'] + 1:,} / {count:,} in this filter")
+show_row(row, thr, f"{now['position'] + 1:,} / {count:,} in this filter", signal_names)
 actions(ds.id, row, thr_dict, now["position"] <= 0, now["position"] >= count - 1, filters["undecided_only"])
 st.caption("Keys: **K** keep · **D** drop · **A** accept fix · **E** edit (Ctrl+Enter saves, Esc cancels) · "
            "**U** undo · **J** next · **P** previous")

@@ -146,7 +146,7 @@ def make_corruptions(rows: Sequence[Any], n: int = 200, seed: int = 0, min_words
     response itself). Rows marked in `labels_only` (their response is a class label: neighbors' categorical rows)
     get the swap only: between labels a swap is exactly a label flip, the noise such data has, while an echo or a
     cut label is a kind of noise it does not have, and fitting weights to catch it would pull them away from
-    the signals that catch flips (measured on fpb: AUROC 0.954 without echoes, 0.928 with them).
+    the signals that catch flips (bench/results/quality.md, History).
     """
     rng = np.random.default_rng(seed)
     responses = [str(_field(r, "response")) for r in rows]

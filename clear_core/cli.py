@@ -12,8 +12,8 @@ import sys
 
 from . import __version__
 from .errors import ClearError
+from .names import DEFAULT_WORKSPACE
 
-DEFAULT_WORKSPACE = "clear_workspace.duckdb"
 COMMAND_MODULES = ("data", "scoring", "curation", "serve")
 
 

@@ -17,9 +17,9 @@ DEFAULT_MODEL = "default"  # the embedded SmolLM2-135M-Instruct from the llm-smo
 # Presets (DESIGN.md, with one change). `fast` needs no sampling and one forward per row (likelihood_min and
 # likelihood_end come from the same pass, reflection's questions run on its cache, the dataset signals on its
 # embeddings). `balanced` adds the in-context likelihoods: a second forward per row, after its nearest rows as worked
-# examples, still no sampling (DESIGN.md puts consistency with k = 3 here; with the 135M default it measured AUROC
-# 0.58 on the sample data, calibrated weight 0, at 20x the cost of fast, while the in-context pass lifts the sample
-# from 0.93 to 0.97). `thorough` adds consistency over 5 samples, ifd and BSDetector's weights (beta = 0.7 on
+# examples, still no sampling (DESIGN.md puts consistency with k = 3 here; with the 135M default it adds nothing
+# the calibration keeps, at many times the cost of fast, while the in-context pass carries the sample data: figures
+# in bench/results/quality.md). `thorough` adds consistency over 5 samples, ifd and BSDetector's weights (beta = 0.7 on
 # consistency, 0.3 on reflection). Fixed weights are the fallback: every run calibrates its own.
 _FAST = ("likelihood", "likelihood_min", "likelihood_end", "reflection", "neighbors", "form", "likelihood_rel")
 _CONTEXT = ("likelihood_ctx", "likelihood_ctx_min")

@@ -22,12 +22,13 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 
-from . import __version__
+from . import __version__, filtering
 from .config import Thresholds
 from .errors import ClearError, UnknownNameError
+from .formats.spec import FILE_TYPES
+from .names import ACTIONS, EXPORT_VARIANTS as VARIANTS
 
-EXPORT_FORMATS = ("same", "jsonl", "json", "csv", "parquet")
-VARIANTS = ("curated", "all")
+EXPORT_FORMATS = ("same",) + FILE_TYPES
 
 
 def manifest_path(path: str | os.PathLike) -> str:
@@ -46,12 +47,7 @@ def export_dataset(ws, dataset, path: str | os.PathLike, fmt: str = "same", vari
 
     if fmt not in EXPORT_FORMATS:
         raise UnknownNameError("export format", fmt, EXPORT_FORMATS)
-    if variant not in VARIANTS:
-        raise UnknownNameError("export variant", variant, VARIANTS)
-    info = ws.get_dataset(dataset.id if hasattr(dataset, "id") else dataset)
-    run = _pick_run(ws, info, run_id, needed=t_drop is not None or variant == "all")
-    if t_drop is not None and run is None:
-        raise ClearError(f"--drop-below needs a score run, and dataset '{info.name}' has none; score it first")
+    info, run = _source(ws, dataset, variant, run_id, t_drop)
     thresholds = _thresholds(ws, run, t_drop, t_keep) if variant == "all" or t_drop is not None else None
     frame = ws.export_frame(info.id, None if run is None else run.id)
     spec = info.spec
@@ -61,27 +57,17 @@ def export_dataset(ws, dataset, path: str | os.PathLike, fmt: str = "same", vari
     conf = frame["confidence"].to_numpy(dtype=float, na_value=np.nan)
     new_text = _objects(frame["decision_text"])
     changed = np.isin(decision, ["accept", "edit"])
-    counts = {"input": len(frame), "dropped_by_decision": 0, "dropped_below_threshold": 0,
-              "edited": int(np.sum(decision == "edit")), "accepted": int(np.sum(decision == "accept")),
-              "decisions": {a: int(np.sum(decision == a)) for a in ("keep", "drop", "accept", "edit")}}
+    written, counts = _select(decision, conf, variant, t_drop)
 
     originals = _objects(frame["original"])
     if variant == "curated":
-        for i in np.flatnonzero(changed):
+        for i in np.flatnonzero(changed & written):
             originals[i] = apply_response(originals[i], spec, new_text[i])
-        keep = decision != "drop"
-        counts["dropped_by_decision"] = int(np.sum(~keep))
-        if t_drop is not None:
-            below = (decision == None) & ~np.isnan(conf) & (conf < t_drop)  # noqa: E711 (elementwise)
-            counts["dropped_below_threshold"] = int(np.sum(below))
-            keep &= ~below
-        rows = originals[keep].tolist()
+        rows = originals[written].tolist()
         extra = None
     else:
         rows = originals.tolist()
         extra = _annotations(ws, frame, run, thresholds, decision, conf, changed, new_text)
-    counts["written"] = len(rows)
-    counts["dropped"] = counts["input"] - counts["written"]
     write_dataset(str(path), target, rows, extra)
     manifest = _manifest(info, run, fmt if fmt != "same" else spec.file_type, variant, path, counts, thresholds,
                          t_drop)
@@ -89,22 +75,55 @@ def export_dataset(ws, dataset, path: str | os.PathLike, fmt: str = "same", vari
     return manifest
 
 
+def export_counts(ws, dataset, variant: str = "curated", run_id: int | None = None,
+                  t_drop: float | None = None) -> dict:
+    """The manifest counts `export_dataset` with these arguments would record (input, written, dropped,
+    dropped_by_decision, dropped_below_threshold, edited, accepted, decisions per action), without writing."""
+    info, run = _source(ws, dataset, variant, run_id, t_drop)
+    frame = ws.export_frame(info.id, None if run is None else run.id, text=False)
+    return _select(_objects(frame["decision"]), frame["confidence"].to_numpy(dtype=float, na_value=np.nan),
+                   variant, t_drop)[1]
+
+
+def _source(ws, dataset, variant: str, run_id, t_drop):
+    """(DatasetInfo, the score run the export reads or None), checked: a run is needed for t_drop."""
+    if variant not in VARIANTS:
+        raise UnknownNameError("export variant", variant, VARIANTS)
+    info = ws.get_dataset(dataset.id if hasattr(dataset, "id") else dataset)
+    if t_drop is not None:  # the drop band needs a finished run's confidence: a clear error when there is none
+        return info, ws.score_run(info, run_id)
+    if run_id is not None:  # a named run annotates the rows, finished or not
+        return info, ws.score_run(info, run_id, finished=False)
+    if variant == "all":  # the clear_* columns of the latest finished run, when the dataset has one
+        return info, ws.latest_run(info.id, kind="score", status="done")
+    return info, None
+
+
+def _select(decision: np.ndarray, conf: np.ndarray, variant: str, t_drop) -> tuple[np.ndarray, dict]:
+    """(which rows are written, the manifest counts). Curated: a reviewer's drop leaves a row out, and so does the
+    drop band under t_drop for an undecided row (a decision beats the threshold; NaN is never below it)."""
+    counts = {"input": len(decision), "dropped_by_decision": 0, "dropped_below_threshold": 0,
+              "edited": int(np.sum(decision == "edit")), "accepted": int(np.sum(decision == "accept")),
+              "decisions": {a: int(np.sum(decision == a)) for a in ACTIONS}}
+    written = np.ones(len(decision), dtype=bool)
+    if variant == "curated":
+        by_decision = decision == "drop"
+        below = np.zeros(len(decision), dtype=bool)
+        if t_drop is not None:
+            undecided = decision == None  # noqa: E711 (elementwise)
+            below = undecided & (filtering.band_codes(conf, t_drop, t_drop) == filtering.DROP)
+        written = ~(by_decision | below)
+        counts["dropped_by_decision"], counts["dropped_below_threshold"] = int(by_decision.sum()), int(below.sum())
+    counts["written"] = int(written.sum())
+    counts["dropped"] = counts["input"] - counts["written"]
+    return written, counts
+
+
 def _objects(column) -> np.ndarray:
     """A column as an object array of Python values, missing values as None."""
     out = np.empty(len(column), dtype=object)
     out[:] = pa.array(column).to_pylist()  # through Arrow: nulls become None, not pd.NA
     return out
-
-
-def _pick_run(ws, info, run_id, needed: bool):
-    if run_id is not None:
-        run = ws.get_run(run_id)
-        if run.dataset_id != info.id or run.kind != "score":
-            raise ClearError(f"run {run_id} is not a score run of dataset '{info.name}'")
-        return run
-    if not needed:
-        return None
-    return ws.latest_run(info.id, kind="score", status="done") or ws.latest_run(info.id, kind="score")
 
 
 def _thresholds(ws, run, t_drop, t_keep) -> Thresholds | None:
@@ -124,13 +143,13 @@ def _thresholds(ws, run, t_drop, t_keep) -> Thresholds | None:
 def _annotations(ws, frame, run, thresholds, decision, conf, changed, new_text) -> dict[str, list]:
     responses = _objects(frame["response"])
     responses[changed] = new_text[changed]
-    bands = [None] * len(frame)
+    band = np.full(len(frame), None, dtype=object)
     if thresholds is not None:
-        bands = np.where(np.isnan(conf), None, np.where(conf >= thresholds.t_keep, "keep",
-                                                        np.where(conf < thresholds.t_drop, "drop", "review")))
+        band = filtering.bands(conf, thresholds)
+        band[~frame["scored"].to_numpy(dtype=bool)] = None  # no confidence entry: in no band, as in the store
     extra = {"clear_row_id": _objects(frame["row_id"]).tolist(),
              "clear_confidence": [None if np.isnan(c) else float(c) for c in conf],
-             "clear_band": list(bands), "clear_decision": list(decision), "clear_response": responses.tolist()}
+             "clear_band": band.tolist(), "clear_decision": list(decision), "clear_response": responses.tolist()}
     if run is not None:
         wide = ws.scores_wide(run.id)
         aligned = frame[["row_idx"]].merge(wide, on="row_idx", how="left")

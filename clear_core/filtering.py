@@ -14,6 +14,7 @@ import numpy as np
 from .config import Thresholds
 
 BANDS = ("keep", "review", "drop")
+KEEP, REVIEW, DROP = range(3)  # the values of band_codes: indices into BANDS
 
 
 def thresholds_from_scores(confidence, keep_value: float | None = None, keep_fraction: float | None = None,
@@ -64,13 +65,23 @@ def _quantile_keeping(conf: np.ndarray, fraction: float) -> float:
     return float(np.sort(conf)[::-1][k - 1])
 
 
-def bands(confidence, thresholds: Thresholds) -> np.ndarray:
-    """The band ("keep" | "review" | "drop") of each confidence; NaN (a row that failed) goes to review."""
+def band_codes(confidence, t_drop: float, t_keep: float) -> np.ndarray:
+    """The band of each confidence as an index into BANDS: keep (>= t_keep), drop (< t_drop), review otherwise.
+
+    This is the one rule of the bands; `store.views.band_sql` is its SQL twin. A confidence that is not a number
+    (NaN or None: the row's signals could not be combined) is 'review': a row is neither kept nor dropped without
+    a number, a person decides. The store cannot tell NaN from NULL once read back into pandas, so both are review.
+    """
     conf = np.asarray(confidence, dtype=float)
-    out = np.full(conf.shape, "review", dtype=object)
-    out[conf >= thresholds.t_keep] = "keep"
-    out[conf < thresholds.t_drop] = "drop"
-    return out
+    codes = np.full(conf.shape, REVIEW, dtype=np.int8)  # NaN compares false below and stays here
+    codes[conf < t_drop] = DROP
+    codes[conf >= t_keep] = KEEP  # after drop: with t_drop > t_keep, as in SQL, keep wins
+    return codes
+
+
+def bands(confidence, thresholds: Thresholds) -> np.ndarray:
+    """The band ("keep" | "review" | "drop") of each confidence (see band_codes: NaN goes to review)."""
+    return np.asarray(BANDS, dtype=object)[band_codes(confidence, thresholds.t_drop, thresholds.t_keep)]
 
 
 def run_confidence(ws, run_id: int):

@@ -13,7 +13,7 @@ import pytest
 from clear_core import __version__
 from clear_core.config import preset_config
 from clear_core.errors import ClearError
-from clear_core.export import export_dataset, manifest_path
+from clear_core.export import export_counts, export_dataset, manifest_path
 from clear_core.formats import read_dataset
 from clear_core.store import Workspace, long_scores
 
@@ -173,3 +173,30 @@ def test_the_default_run_is_the_latest_finished_one_and_runs_are_checked(setup):
     fix = ws.latest_run(info.id, kind="correct").id
     with pytest.raises(ClearError, match="not a score run"):
         export_dataset(ws, "d", tmp / "x.jsonl", run_id=fix, t_drop=0.5)
+
+
+@pytest.mark.parametrize("kw", [{}, {"t_drop": 0.3}, {"variant": "all"}, {"variant": "all", "t_drop": 0.3},
+                                {"t_drop": 0.95}])
+def test_export_counts_are_the_counts_the_export_writes(setup, kw):
+    ws, info, run, tmp = setup
+    manifest = export_dataset(ws, "d", tmp / "out.jsonl", run_id=run if "t_drop" in kw else None, **kw)
+    assert export_counts(ws, "d", run_id=run if "t_drop" in kw else None, **kw) == manifest["counts"]
+    written = len((tmp / "out.jsonl").read_text(encoding="utf-8").splitlines())
+    assert manifest["counts"]["written"] == written
+
+
+def test_rows_without_a_confidence_number_are_review_and_rows_without_an_entry_have_no_band(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(LINES[:4]) + "\n", encoding="utf-8")
+    with Workspace.open(tmp_path / "ws.duckdb") as ws:
+        info = ws.add_dataset("d", read_dataset(str(src)))
+        run = ws.create_run(info.id, "score", "{}", 4)
+        ws.commit_batch(run, "rows", [0, 1, 2], scores=long_scores([0, 1, 2], {"confidence": [0.9, np.nan, 0.1]}))
+        ws.commit_batch(run, "rows", [3], errors={3: "failed"})  # row 3 failed: no scores at all
+        ws.update_run(run, status="done")
+        export_dataset(ws, "d", tmp_path / "all.jsonl", variant="all", t_drop=0.5, t_keep=0.5)
+        rows = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text(encoding="utf-8").splitlines()]
+        assert [r["clear_band"] for r in rows] == ["keep", "review", "drop", None]
+        assert [r["clear_confidence"] for r in rows] == [0.9, None, 0.1, None]
+        counts = export_counts(ws, "d", t_drop=0.5)
+        assert (counts["dropped_below_threshold"], counts["written"]) == (1, 3)  # NaN and no entry are never below

@@ -15,10 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from clear_core import filtering
+from clear_core.config import Thresholds
 from clear_core.errors import ClearError, UnknownNameError, WorkspaceLockedError
 from clear_core.formats import ReadResult, read_dataset
 from clear_core.store import SCHEMA_VERSION, Workspace, long_scores
 from clear_core.store.schema import TABLES, current_version, migrate
+from clear_core.store.views import band_sql
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,6 +139,17 @@ def test_ingest_stores_rows_spec_and_hash(ws, data, tmp_path):
     assert rows["original"].tolist() == lines
     assert ws.examples(data.id, row_idx=[5, 2], columns=("row_idx", "line"))["line"].tolist() == [3, 6]
     assert ws.examples(data.id, limit=3, offset=4)["row_idx"].tolist() == [4, 5, 6]
+
+
+def test_rows_come_back_decoded_in_the_order_asked(ws, data, tmp_path):
+    rows = ws.rows(data.id, row_idx=[5, 2, 5])
+    assert [r.row_idx for r in rows] == [5, 2, 5] and rows[0] == rows[2]
+    assert rows[1].prompt == ({"role": "user", "content": "Question 2?"},) and rows[1].response == "Answer 2."
+    assert (rows[1].row_id, rows[1].line, rows[1].prompt_text) == ("r2", 3, "Question 2?")
+    assert rows[1].original == (tmp_path / "d.jsonl").read_text(encoding="utf-8").splitlines()[2]
+    assert [r.row_idx for r in ws.rows(data.id, limit=3, offset=4)] == [4, 5, 6] and len(ws.rows(data.id)) == 20
+    with pytest.raises(ClearError, match="row 20 is not a row"):
+        ws.rows(data.id, row_idx=[1, 20])
 
 
 def test_ingesting_the_same_file_twice_is_a_no_op(ws, data, tmp_path):
@@ -266,6 +280,22 @@ def test_run_lookup_and_updates(ws, data):
         ws.update_run(first, status="exploded")
     with pytest.raises(UnknownNameError):
         ws.get_run(99)
+
+
+def test_score_run_is_the_latest_finished_one_or_a_clear_error(ws, data):
+    with pytest.raises(ClearError, match="dataset 'd' has no finished scoring run; start a score run with "
+                                         "`clear-studio score d`"):
+        ws.score_run("d")
+    first = ws.create_run(data.id, "score", "{}", 20)
+    fix = ws.create_run(data.id, "correct", "{}", 1)
+    assert ws.score_run(data.id, finished=False).id == first
+    with pytest.raises(ClearError, match=f"score run {first} is running, not finished; `clear-studio resume"):
+        ws.score_run(data, first)
+    ws.update_run(first, status="done")
+    ws.create_run(data.id, "score", "{}", 20)  # newer, unfinished
+    assert ws.score_run("d").id == first == ws.score_run(data, first).id
+    with pytest.raises(ClearError, match=f"run {fix} is a correct run of dataset {data.id}, not a score run"):
+        ws.score_run(data, fix)
 
 
 # queries -------------------------------------------------------------------------------------------------------
@@ -434,6 +464,44 @@ def test_review_progress_counts_decisions_and_flagged_rows(ws, scored):
         "reviewed": 4, "flagged": int((f["confidence"] < 0.5).sum()), "flagged_reviewed": 3, "total": 400}
     assert ws.review_progress(info.id, None, 0.5) == {"reviewed": 4, "flagged": 0, "flagged_reviewed": 0,
                                                       "total": 400}
+
+
+@pytest.mark.parametrize("t_drop, t_keep", [(0.3, 0.6), (0.5, 0.5), (0.0, 1.0)])
+def test_the_band_rule_and_its_sql_twin_agree_on_every_value(ws, tmp_path, t_drop, t_keep):
+    """Thresholds exactly, the floats either side of them, the ends, a stored NaN and a NULL value; the last row
+    has no confidence entry at all and is in no band."""
+    values = [0.0, 1.0, 0.45, np.nan, None]
+    for t in (t_drop, t_keep):
+        values += [t, np.nextafter(t, 0.0), np.nextafter(t, 1.0)]
+    n = len(values) + 1
+    info = ws.add_dataset("b", read_dataset(str(write_alpaca(tmp_path / "b.jsonl", n))))
+    run = ws.create_run(info.id, "score", "{}", n)
+    conf = np.array(values, dtype=float)  # None -> NaN, as pandas reads a NULL back
+    ws.commit_batch(run, "rows", np.arange(n - 1), scores=long_scores(np.arange(n - 1), {"confidence": conf}))
+    cur = ws.cursor()
+    cur.execute("UPDATE scores SET value = 'NaN'::DOUBLE WHERE run_id = ? AND row_idx = 3", [run])  # a real NaN
+    params = {"run": run, "t_drop": t_drop, "t_keep": t_keep}
+    stored = cur.execute("SELECT count(*) FILTER (WHERE isnan(value)), count(*) FILTER (WHERE value IS NULL) "
+                         "FROM scores WHERE run_id = $run", {"run": run}).fetchall()[0]
+    assert stored == (1, 1)
+
+    expected = list(filtering.bands(conf, Thresholds(t_drop=t_drop, t_keep=t_keep)))
+    twin = dict(cur.execute(f"SELECT row_idx, {band_sql('value')} FROM scores WHERE run_id = $run", params).fetchall())
+    assert [twin[r] for r in range(n - 1)] == expected
+    assert expected[3] == expected[4] == "review"
+    for band in filtering.BANDS + ("flagged",):
+        members = [r for r, b in enumerate(expected) if b == band or (band == "flagged" and b != "keep")]
+        for search in (None, "Question"):  # read from the scores alone, or joined from the examples
+            got = ws.review_rows(info.id, run, band=band, t_drop=t_drop, t_keep=t_keep, search=search)
+            assert got.tolist() == members, (band, search)
+    assert ws.review_rows(info.id, run, band="unscored").tolist() == [3, 4, n - 1]
+    counts = {b: expected.count(b) for b in filtering.BANDS}
+    for finished in (False, True):  # one SQL query while the run runs; the arrays read once when it is done
+        if finished:
+            ws.update_run(run, status="done")
+        got = ws.band_counts(run, t_drop, t_keep)
+        assert {b: got[b] for b in filtering.BANDS} == counts and got["total"] == n - 1
+    assert ws.review_progress(info.id, run, t_keep)["flagged"] == sum(b != "keep" for b in expected)
 
 
 # decisions -----------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import sys
 import time
 
 from ..errors import ClearError
+from ..names import EXPORT_VARIANTS
 
 INGEST_FORMATS = ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "columns")
 
@@ -36,7 +37,7 @@ def register(subparsers, default_workspace: str) -> None:
     p.add_argument("--to", required=True, metavar="PATH", help="output file; the manifest goes to PATH.manifest.json")
     p.add_argument("--format", default="same", choices=("same", "jsonl", "json", "csv", "parquet"),
                    help="file type (default: the input's own)")
-    p.add_argument("--variant", default="curated", choices=("curated", "all"),
+    p.add_argument("--variant", default="curated", choices=EXPORT_VARIANTS,
                    help="curated rows only, or all rows with clear_* score and decision columns")
     p.add_argument("--run", type=int, default=None, metavar="RUN_ID",
                    help="score run for --drop-below and the clear_* columns (default: the latest)")

@@ -3,17 +3,16 @@
 A bare prompt leaves a small model guessing the answer's *form* (one word or a sentence, "positive" or "The
 sentiment is positive."), and that guess swamps its knowledge of the *content*: a right one-word antonym scores
 below a wrong full sentence. Shown the k rows whose prompts are nearest (as earlier user / assistant turns of the
-same chat, `chat.few_shot`), the model expects the dataset's own form, so what is left in the likelihood is whether this answer is
-the one it would give. value = exp(mean token log-prob over the response tokens and the end-of-turn token after
-them), in [0, 1], higher = more trustworthy; raw = that mean log-prob. `likelihood_ctx_min`, from the same pass:
-exp(the least likely response token's log-prob), the one wrong word in an answer of the expected form.
+same chat, `chat.few_shot`), the model expects the dataset's own form, so what is left in the likelihood is
+whether this answer is the one it would give. value = exp(mean token log-prob over the response tokens and the
+end-of-turn token after them), in [0, 1], higher = more trustworthy; raw = that mean log-prob.
+`likelihood_ctx_min`, from the same pass: exp(the least likely response token's log-prob), the one wrong word in
+an answer of the expected form.
 
 It needs every row's prompt embedding to find the examples, so it runs as its own pass after the rows pass
 (`pipeline` stage `context`). The nearest rows may themselves be noisy; with k examples one bad one is outvoted by
-the others' form. Measured with SmolLM2-135M (bench/quality.py): on sample_data AUROC 0.923 against 0.740 for the
-bare `likelihood` (plausible wrong facts such as Pokhara as Nepal's capital: 0.79 against 0.64; 8 examples instead
-of 4 gave the same 0.923); on fpb's sentiment labels 0.44, below random (the examples' labels are copied), where
-the label-free calibration gives it no weight.
+the others' form. Where the answers are labels (sentiment classes), the examples' labels are copied and the
+signal says little; the label-free calibration then gives it no weight (bench/results/quality.md).
 """
 
 from __future__ import annotations
@@ -59,7 +58,8 @@ class ContextIndex:
         return out
 
 
-def score(token_logprobs: Sequence[np.ndarray], ends_turn: Sequence[bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def score(token_logprobs: Sequence[np.ndarray],
+          ends_turn: Sequence[bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """likelihood_ctx (values, raw) from each row's response + end-of-turn token log-probs: exp(mean) and the
     mean (the end-of-turn token counts, so ends_turn is not needed); NaN when a row has no token."""
     raw = np.array([float(np.mean(lp)) if len(lp) else np.nan for lp in token_logprobs], dtype=np.float64)

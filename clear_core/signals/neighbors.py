@@ -31,13 +31,13 @@ class NeighborsConfig:
     """Settings of the `neighbors` signal."""
 
     folds: int = 5  # out-of-fold classifier folds
-    C: float = 0.001  # inverse L2 regularisation on standardised embeddings (strong: measured best on fpb)
+    C: float = 0.001  # inverse L2 regularisation on standardised embeddings (strong: chosen on fpb)
     max_classes: int = 20  # more distinct frequent answers than this = not categorical
     min_support: int = 8  # an answer needs at least this many rows (and min_support_frac of the rows) to be a class
     min_support_frac: float = 0.005
     # The classes must cover this share of the rows (and at least min_rows, or every row of a smaller dataset).
     # A few labelled rows inside a free-text dataset stay with the free-text scoring, whose values are on the
-    # same scale as the rest of the dataset (measured on the sample data: 0.82 vs 0.75 AUROC with a classifier).
+    # same scale as the rest of the dataset (bench/results/quality.md, History).
     min_coverage: float = 0.2
     min_rows: int = 30
     max_answer_words: int = 12  # longer responses are never class labels

@@ -48,6 +48,20 @@ class DatasetInfo:
 _DATASET_COLUMNS = "id, name, source_path, spec, sha256, n_rows, created_at"
 
 
+@dataclass(frozen=True)
+class ExampleRow:
+    """One row of a dataset as the store returns it, decoded: `prompt` is the messages before the response
+    ({"role", "content"} dicts), `prompt_text` their readable flattening, `original` the source text of the row."""
+
+    row_idx: int
+    row_id: str
+    line: int
+    prompt: tuple[dict, ...]
+    prompt_text: str
+    response: str
+    original: str
+
+
 def _info(row) -> DatasetInfo:
     return DatasetInfo(int(row[0]), row[1], row[2], row[3], row[4], int(row[5]), row[6])
 
@@ -171,3 +185,20 @@ def examples(cur, dataset_id: int, row_idx=None, limit: int | None = None, offse
         params["limit"] = int(limit)
         window = " LIMIT $limit OFFSET $offset"
     return cur.execute(f"SELECT {select} FROM examples WHERE {where} ORDER BY row_idx{window}", params).df()
+
+
+def example_rows(cur, dataset_id: int, row_idx=None, limit: int | None = None, offset: int = 0) -> list[ExampleRow]:
+    """Rows as ExampleRow: in row order, or in the order of `row_idx` when given (a row may appear twice there).
+
+    The one place the stored prompt JSON is decoded."""
+    frame = examples(cur, dataset_id, row_idx, limit, offset)
+    decoded = {int(r.row_idx): ExampleRow(int(r.row_idx), r.row_id, int(r.line), tuple(json.loads(r.prompt)),
+                                          r.prompt_text, r.response, r.original)
+               for r in frame.itertuples(index=False)}
+    if row_idx is None:
+        return list(decoded.values())
+    wanted = as_rows(row_idx).tolist()
+    missing = [r for r in wanted if r not in decoded]
+    if missing:
+        raise ClearError(f"row {missing[0]} is not a row of dataset {dataset_id}")
+    return [decoded[r] for r in wanted]

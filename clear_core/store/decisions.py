@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ClearError, UnknownNameError
+from ..names import ACTIONS
 from .db import as_rows, first, registered, to_json, transaction, utcnow
-from .views import ACTIONS, IN_ROWS, LATEST_PROPOSALS, current_sql
+from .views import IN_ROWS, LATEST_PROPOSALS, current_sql
 
 # Per row, the entry an undo would undo: the latest entry that is neither an undo nor undone.
 _UNDO_TOPS = """

@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UnknownNameError
+from ..filtering import KEEP, band_codes
+from ..names import ACTIONS
 from .db import arrow, first
-from .views import ACTIONS, CURRENT_DECISIONS, DECIDED, LATEST_PROPOSALS, band_sql, current_sql, latest_proposals_sql
+from .views import CURRENT_DECISIONS, DECIDED, LATEST_PROPOSALS, band_sql, current_sql, latest_proposals_sql
 
 
 def signals(cur, run_id: int) -> list[str]:
@@ -34,12 +36,12 @@ def scores_wide(cur, run_id: int, signals_: list[str] | None = None, raw: bool =
     return frame.rename(columns={f"s{i}": name for i, name in enumerate(names)})
 
 
-# Rows of the run's dataset whose latest proposal is confident (judge_conf >= $eta): confident proposals with no
-# newer proposal for the same row. Filtering on eta before looking for newer proposals keeps this cheap.
+# Rows of the run's dataset whose latest proposal is confident (judge_conf >= $eta, never NaN): confident proposals
+# with no newer proposal for the same row. Filtering on eta before looking for newer proposals keeps this cheap.
 _CONFIDENT_LATEST = """
     SELECT p.row_idx FROM proposals p
     WHERE p.run_id IN (SELECT id FROM runs WHERE dataset_id = (SELECT dataset_id FROM runs WHERE id = $run))
-      AND p.candidate IS NOT NULL AND p.judge_conf >= $eta
+      AND p.candidate IS NOT NULL AND p.judge_conf >= $eta AND NOT isnan(p.judge_conf)
       AND NOT EXISTS (SELECT 1 FROM proposals q
                       WHERE q.row_idx = p.row_idx AND q.run_id > p.run_id AND q.candidate IS NOT NULL
                         AND q.run_id IN (SELECT id FROM runs
@@ -51,14 +53,15 @@ _RUNS_STAMP = """
     FROM runs WHERE dataset_id = (SELECT dataset_id FROM runs WHERE id = $run)"""
 # Per scored row with a latest proposal: its confidence and that proposal's judge_conf.
 _FIX_CONFIDENCES = f"""
-    SELECT c.value, l.judge_conf
+    SELECT coalesce(c.value, 'NaN'::DOUBLE) AS value, l.judge_conf
     FROM scores c JOIN ({latest_proposals_sql()}) l ON l.row_idx = c.row_idx
-    WHERE c.run_id = $run AND c.signal = 'confidence' AND c.value IS NOT NULL AND l.judge_conf IS NOT NULL"""
+    WHERE c.run_id = $run AND c.signal = 'confidence' AND l.judge_conf IS NOT NULL"""
 
 
 def band_counts(cur, run_id: int, t_drop: float, t_keep: float, eta: float = 0.8, cache: dict | None = None) -> dict:
-    """What-if counts for thresholds: keep (>= t_keep), review, drop (< t_drop), confident_fix (rows below t_keep
-    whose latest proposal has judge_conf >= eta) and total (rows with a confidence).
+    """What-if counts for thresholds: keep, review and drop (the bands of `filtering.band_codes`: NaN is review),
+    confident_fix (rows not kept whose latest proposal has judge_conf >= eta) and total (rows with a confidence
+    entry: keep + review + drop).
 
     With a `cache` and no run of the dataset running, the run's confidences are read once into arrays, kept while
     the runs of its dataset are unchanged: a new pair of thresholds then costs one lookup in the runs table and a few
@@ -73,36 +76,32 @@ def band_counts(cur, run_id: int, t_drop: float, t_keep: float, eta: float = 0.8
             cache.clear()
         hit = cache[int(run_id)] = (stamp, _band_arrays(cur, run_id))
     values, fix_values, fix_judge = hit[1]
-    t_drop, t_keep = float(t_drop), float(t_keep)
-    review = np.count_nonzero((values >= t_drop) & (values < t_keep)) if t_drop < t_keep else 0
-    return {"keep": int(np.count_nonzero(values >= t_keep)), "review": int(review),
-            "drop": int(np.count_nonzero(values < t_drop)),
-            "confident_fix": int(np.count_nonzero((fix_values < t_keep) & (fix_judge >= float(eta)))),
+    keep, review, drop = np.bincount(band_codes(values, float(t_drop), float(t_keep)), minlength=3).tolist()
+    fixes = (band_codes(fix_values, float(t_drop), float(t_keep)) != KEEP) & (fix_judge >= float(eta))
+    return {"keep": keep, "review": review, "drop": drop, "confident_fix": int(np.count_nonzero(fixes)),
             "total": int(len(values))}
 
 
 def _band_arrays(cur, run_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(confidences, confidences and judge_confs of the rows with a latest proposal) of a run, NaN read as +inf:
-    DuckDB orders NaN above every number, so `NaN >= t` holds there and `NaN < t` does not."""
-    values = cur.execute("SELECT value FROM scores WHERE run_id = $run AND signal = 'confidence' "
-                         "AND value IS NOT NULL", {"run": int(run_id)}).fetchnumpy()["value"]
+    """(confidences, confidences and judge_confs of the rows with a latest proposal) of a run; a NULL confidence
+    reads as NaN (review, as in SQL), and a NaN judge_conf is never confident (it compares false)."""
+    values = cur.execute("SELECT coalesce(value, 'NaN'::DOUBLE) AS value FROM scores WHERE run_id = $run "
+                         "AND signal = 'confidence'", {"run": int(run_id)}).fetchnumpy()["value"]
     dataset = first(cur.execute("SELECT dataset_id FROM runs WHERE id = ?", [int(run_id)]))
     fixes = cur.execute(_FIX_CONFIDENCES, {"run": int(run_id), "dataset": dataset[0] if dataset else None}
                         ).fetchnumpy()
-    return tuple(np.nan_to_num(np.asarray(a, dtype=np.float64), nan=np.inf, posinf=np.inf, neginf=-np.inf)
-                 for a in (values, fixes["value"], fixes["judge_conf"]))
+    return tuple(np.asarray(a, dtype=np.float64) for a in (values, fixes["value"], fixes["judge_conf"]))
 
 
 def _band_counts_sql(cur, run_id: int, t_drop: float, t_keep: float, eta: float) -> dict:
     """band_counts in one query."""
     row = first(cur.execute(f"""
-        SELECT count(*) FILTER (WHERE value >= $t_keep),
-               count(*) FILTER (WHERE value >= $t_drop AND value < $t_keep),
-               count(*) FILTER (WHERE value < $t_drop),
-               (SELECT count(*) FROM scores WHERE run_id = $run AND signal = 'confidence' AND value < $t_keep
-                  AND row_idx IN ({_CONFIDENT_LATEST})),
-               count(value)
-        FROM scores WHERE run_id = $run AND signal = 'confidence'""",
+        SELECT count(*) FILTER (WHERE band = 'keep'), count(*) FILTER (WHERE band = 'review'),
+               count(*) FILTER (WHERE band = 'drop'),
+               count(*) FILTER (WHERE band <> 'keep' AND row_idx IN ({_CONFIDENT_LATEST})),
+               count(*)
+        FROM (SELECT row_idx, value, {band_sql("value")} AS band FROM scores
+              WHERE run_id = $run AND signal = 'confidence')""",
         {"run": int(run_id), "t_drop": float(t_drop), "t_keep": float(t_keep), "eta": float(eta)}))
     return dict(zip(("keep", "review", "drop", "confident_fix", "total"), (int(v) for v in row)))
 
@@ -134,13 +133,15 @@ def quantile(cur, run_id: int, signal: str, q):
     return [float(v) for v in value] if many else float(value[0])
 
 
+# A band holds the rows with a confidence entry (c.row_idx is NULL only for a row the run has none for, joined from
+# examples), by the one band rule; "unscored" are the rows without a number, whether they have an entry or not.
 _BANDS = {
     None: "TRUE", "all": "TRUE",
-    "keep": "c.value >= $t_keep",
-    "review": "c.value >= $t_drop AND c.value < $t_keep",
-    "drop": "c.value < $t_drop",
-    "flagged": "c.value < $t_keep",  # review + drop
-    "unscored": "c.value IS NULL",
+    "keep": f"c.row_idx IS NOT NULL AND {band_sql('c.value')} = 'keep'",
+    "review": f"c.row_idx IS NOT NULL AND {band_sql('c.value')} = 'review'",
+    "drop": f"c.row_idx IS NOT NULL AND {band_sql('c.value')} = 'drop'",
+    "flagged": f"c.row_idx IS NOT NULL AND {band_sql('c.value')} <> 'keep'",  # review + drop
+    "unscored": "(c.value IS NULL OR isnan(c.value))",
 }
 _SCORED_BANDS = ("keep", "review", "drop", "flagged")  # bands that only hold rows with a confidence
 # Orders over the key columns of _review_keys (row_idx, confidence, judge_conf); row_idx makes each one total.
@@ -173,10 +174,8 @@ def _review_keys(cur, dataset_id: int, run_id: int | None, band=None, t_drop=Non
     if order not in _ORDERS:
         raise UnknownNameError("order", order, list(_ORDERS))
     params: dict = {"dataset": int(dataset_id), "run": None if run_id is None else int(run_id)}
-    if band in ("keep", "review", "flagged"):
-        params["t_keep"] = float(t_keep if t_keep is not None else 0.5)
-    if band in ("review", "drop"):
-        params["t_drop"] = float(t_drop if t_drop is not None else 0.0)
+    params["t_drop"] = float(t_drop if t_drop is not None else 0.0)
+    params["t_keep"] = float(t_keep if t_keep is not None else max(0.5, params["t_drop"]))  # drop: only t_drop counts
     if band in _SCORED_BANDS and not search:
         row = "c.row_idx"
         source = "scores c"
@@ -282,27 +281,31 @@ def review_count(cur, dataset_id: int, run_id: int | None, **filters) -> int:
 
 
 def review_progress(cur, dataset_id: int, run_id: int | None, t_keep: float) -> dict:
-    """Counts for the progress bar: reviewed (rows with a decision), flagged (confidence < t_keep),
+    """Counts for the progress bar: reviewed (rows with a decision), flagged (not in the keep band),
     flagged_reviewed, total rows. Reads the run's confidences and the decision log, not the rows themselves."""
     found = first(cur.execute("SELECT n_rows FROM datasets WHERE id = ?", [int(dataset_id)]))
     n_rows = int(found[0]) if found else 0
     row = first(cur.execute(f"""
         WITH d AS ({DECIDED}),
-             f AS (SELECT row_idx FROM scores WHERE run_id = $run AND signal = 'confidence' AND value < $t_keep
+             f AS (SELECT row_idx FROM scores WHERE run_id = $run AND signal = 'confidence'
+                     AND {band_sql("value")} <> 'keep'
                      AND row_idx >= 0 AND row_idx < $n_rows)
         SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM f),
                (SELECT count(*) FROM f WHERE row_idx IN (SELECT row_idx FROM d)), $n_rows""",
         {"dataset": int(dataset_id), "run": None if run_id is None else int(run_id),
-         "t_keep": float(t_keep), "n_rows": n_rows}))
+         "t_keep": float(t_keep), "t_drop": float(t_keep), "n_rows": n_rows}))
     return dict(zip(("reviewed", "flagged", "flagged_reviewed", "total"), (int(v) for v in row)))
 
 
-def export_frame(cur, dataset_id: int, run_id: int | None = None) -> pd.DataFrame:
-    """Every row of a dataset with what export needs: [row_idx, row_id, original, response, confidence, decision,
-    decision_text], in row order. Columns are Arrow-backed (a million rows convert without a Python object each)."""
+def export_frame(cur, dataset_id: int, run_id: int | None = None, text: bool = True) -> pd.DataFrame:
+    """Every row of a dataset with what export needs: [row_idx, row_id, original, response, confidence, scored,
+    decision, decision_text], in row order (text=False: [row_idx, confidence, decision] only, what its counts
+    need). scored: the run has a confidence entry for the row (its value may still be NULL). Columns are
+    Arrow-backed (a million rows convert without a Python object each)."""
+    columns = (("e.row_id, e.original, e.response, " if text else "") + "c.value AS confidence, "
+               + ("c.row_idx IS NOT NULL AS scored, " if text else "") + "d.action AS decision")
     table = arrow(cur, f"""
-        SELECT e.row_idx, e.row_id, e.original, e.response, c.value AS confidence, d.action AS decision,
-               d.text AS decision_text
+        SELECT e.row_idx, {columns}{", d.text AS decision_text" if text else ""}
         FROM examples e
         LEFT JOIN (SELECT row_idx, value FROM scores WHERE run_id = $run AND signal = 'confidence') c
                ON c.row_idx = e.row_idx

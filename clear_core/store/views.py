@@ -6,8 +6,6 @@ Each is a fixed text (or built from fixed texts); values are bound parameters. B
 
 from __future__ import annotations
 
-ACTIONS = ("keep", "drop", "accept", "edit")  # what a reviewer decides; the log also holds 'undo' entries
-
 IN_ROWS = "AND row_idx IN (SELECT unnest($rows::INTEGER[]))"  # restricts a view to the rows bound as $rows
 
 
@@ -49,8 +47,9 @@ LATEST_PROPOSALS = latest_proposals_sql()
 def band_sql(value: str) -> str:
     """The band of a confidence column under $t_drop / $t_keep: the SQL twin of `filtering.band_codes`.
 
-    keep (>= t_keep), drop (< t_drop), review otherwise; NaN is 'review' (DuckDB orders NaN above every number, so
-    it is tested first); NULL (no confidence) stays NULL. value: a fixed column name.
+    keep (>= t_keep), drop (< t_drop), review otherwise, NaN and NULL included (DuckDB orders NaN above every
+    number, so keep excludes it explicitly; pandas reads NULL back as NaN, so both must share a band).
+    value: a fixed column name.
     """
-    return (f"CASE WHEN {value} IS NULL THEN NULL WHEN isnan({value}) THEN 'review' "
-            f"WHEN {value} >= $t_keep THEN 'keep' WHEN {value} < $t_drop THEN 'drop' ELSE 'review' END")
+    return (f"CASE WHEN {value} >= $t_keep AND NOT isnan({value}) THEN 'keep' WHEN {value} < $t_drop THEN 'drop' "
+            "ELSE 'review' END")

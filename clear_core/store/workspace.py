@@ -20,7 +20,7 @@ from . import datasets as _datasets
 from . import decisions as _decisions
 from . import queries as _queries
 from . import runs as _runs
-from .datasets import DatasetInfo
+from .datasets import DatasetInfo, ExampleRow
 from .runs import RunInfo
 from .schema import migrate
 
@@ -136,6 +136,9 @@ class Workspace:
                  columns=_datasets.EXAMPLE_COLUMNS) -> pd.DataFrame:
         return _datasets.examples(self.cursor(), dataset_id, row_idx, limit, offset, columns)
 
+    def rows(self, dataset_id: int, row_idx=None, limit: int | None = None, offset: int = 0) -> list[ExampleRow]:
+        return _datasets.example_rows(self.cursor(), dataset_id, row_idx, limit, offset)
+
     # runs ---------------------------------------------------------------------------------------------------
     def create_run(self, dataset_id: int, kind: str, config_json, n_total: int, status: str = "running") -> int:
         return _runs.create_run(self.cursor(), dataset_id, kind, config_json, n_total, status)
@@ -148,6 +151,27 @@ class Workspace:
 
     def latest_run(self, dataset_id: int, kind: str = "score", status: str | None = None) -> RunInfo | None:
         return _runs.latest_run(self.cursor(), dataset_id, kind, status)
+
+    def score_run(self, dataset, run_id: int | None = None, finished: bool = True) -> RunInfo:
+        """The score run `run_id` of `dataset` (name, id or DatasetInfo), checked to be one, or by default its
+        latest finished one; with finished=False an unfinished run also does. A ClearError saying what to run
+        when there is none."""
+        info = self.get_dataset(dataset)
+        if run_id is not None:
+            run = self.get_run(run_id)
+            if run.dataset_id != info.id or run.kind != "score":
+                raise ClearError(f"run {run_id} is a {run.kind} run of dataset {run.dataset_id}, not a score run "
+                                 f"of dataset '{info.name}'")
+            if finished and run.status != "done":
+                raise ClearError(f"score run {run_id} is {run.status}, not finished; `clear-studio resume {run_id}` "
+                                 "goes on with it")
+            return run
+        run = self.latest_run(info.id, "score", status="done" if finished else None)
+        if run is None:
+            raise ClearError(f"dataset '{info.name}' has no {'finished ' if finished else ''}scoring run; start a "
+                             f"score run with `clear-studio score {info.name}` (or finish one with "
+                             "`clear-studio resume RUN_ID`)")
+        return run
 
     def update_run(self, run_id: int, **changes) -> RunInfo:
         return _runs.update_run(self.cursor(), run_id, **changes)
@@ -205,8 +229,8 @@ class Workspace:
     def review_progress(self, dataset_id: int, run_id: int | None, t_keep: float) -> dict:
         return _queries.review_progress(self.cursor(), dataset_id, run_id, t_keep)
 
-    def export_frame(self, dataset_id: int, run_id: int | None = None) -> pd.DataFrame:
-        return _queries.export_frame(self.cursor(), dataset_id, run_id)
+    def export_frame(self, dataset_id: int, run_id: int | None = None, text: bool = True) -> pd.DataFrame:
+        return _queries.export_frame(self.cursor(), dataset_id, run_id, text)
 
     # decisions ----------------------------------------------------------------------------------------------
     def record_decisions(self, dataset_id: int, rows, action: str, reviewer: str, new_text=None,
