@@ -109,7 +109,7 @@ def _classifier(C: float, seed: int):
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
 
 
-def _proba(model, x: np.ndarray, n_classes: int) -> np.ndarray:
+def class_proba(model, x: np.ndarray, n_classes: int) -> np.ndarray:
     """Class probabilities over all classes (a fold may lack a class: it gets probability 0)."""
     p = np.zeros((len(x), n_classes))
     p[:, model.classes_] = model.predict_proba(x)
@@ -125,7 +125,7 @@ def _fit_folds(x, y, fold_of, cfg, keep) -> tuple[tuple, np.ndarray]:
         model = _classifier(cfg.C, cfg.seed).fit(x[train], y[train])
         models.append(model)
         held = fold_of == f
-        oof[held] = _proba(model, x[held], k)
+        oof[held] = class_proba(model, x[held], k)
     return tuple(models), oof
 
 
@@ -225,7 +225,7 @@ def score_queries(model: NeighborsModel, prompt_emb, response_emb, responses, so
     cat = (q_label >= 0) & (folds >= 0)
     for f in np.unique(folds[cat]):
         sel = np.flatnonzero(cat & (folds == f))
-        p = _proba(model.fold_models[f], np.asarray(prompt_emb, dtype=np.float64)[sel],
+        p = class_proba(model.fold_models[f], np.asarray(prompt_emb, dtype=np.float64)[sel],
                    len(model.classes) + model.has_other)
         self_conf = p[np.arange(len(sel)), q_label[sel]]
         if model.config.knn_weight > 0:
