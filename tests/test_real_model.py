@@ -25,10 +25,11 @@ FACTS = [
 
 @pytest.fixture(scope="module")
 def default_backend():
-    from clear_core.backends import embedded, load_backend
+    from clear_core.backends import embedded, gguf_file, load_backend
 
     backend = load_backend("default", device="cpu")
-    cached = embedded.default_cache_root() / embedded.NAME
+    # the copy is named after the GGUF file's content, so another file of the same name cannot reuse it
+    cached = embedded.default_cache_root() / f"{embedded.NAME}-{gguf_file.content_key(embedded.gguf_path())}"
     return backend, cached
 
 
