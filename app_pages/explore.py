@@ -46,6 +46,35 @@ def sync_sliders(run_id: int) -> None:
         state.set_thresholds(run_id, value, value)
 
 
+def refit_weights(run_id: int) -> None:
+    """The refit button: new weights from the people's keep / drop decisions, stored on the run with the
+    recombined confidence; the thresholds go back to the new median (the old ones were set on other scores)."""
+    from clear_core.errors import ClearError
+    from clear_core.reweight import refit_from_decisions
+
+    try:
+        refit = refit_from_decisions(state.ws(), run_id)
+    except ClearError as exc:  # too few decisions: said on the page, nothing changed
+        s["refit_note"] = (run_id, "error", str(exc))
+        return
+    state.reset_thresholds(run_id)
+    cal = refit.calibration
+    changes = ", ".join(f"{k} {refit.old_weights.get(k, 0.0):.2f} → {v:.2f}" for k, v in sorted(refit.weights.items()))
+    s["refit_note"] = (run_id, "success", f"Weights refit from {cal.n_good + cal.n_bad:,} decisions ({cal.n_good:,} "
+                                          f"kept, {cal.n_bad:,} dropped, edited or fixed): {changes}. The "
+                                          "thresholds are back at the new median.")
+
+
+def refit_controls(run_id: int) -> None:
+    st.button("Refit weights from decisions", key="refit_weights", icon=":material/model_training:",
+              on_click=refit_weights, args=(run_id,),
+              help="Fit the weights to the rows people kept (good) and dropped, edited or fixed (bad) on Review, "
+                   "then recompute every row's confidence with them. Needs at least 5 of each.")
+    note = s.get("refit_note")
+    if note is not None and note[0] == run_id:  # the message names only runs, counts and signals: no user text
+        (st.success if note[1] == "success" else st.error)(note[2])
+
+
 def threshold_controls(run_id: int) -> None:
     s["w_t_drop"], s["w_t_keep"], s["w_eta"] = s["t_drop"], s["t_keep"], s["eta"]
     c1, c2, c3, c4 = st.columns([3, 3, 2, 2], vertical_alignment="bottom")
@@ -76,7 +105,7 @@ if thr is None:
             "they appear when its last stage is done.")
     st.stop()
 
-ws, version = state.ws(), (run.status, run.n_done, run.stage)
+ws, version = state.ws(), (run.status, run.n_done, run.stage, run.updated_at)  # updated_at: a refit's new scores
 threshold_controls(run.id)
 thr = state.thresholds(run.id)
 widgets.band_metrics(ws.band_counts(run.id, thr.t_drop, thr.t_keep, thr.eta))
@@ -98,6 +127,7 @@ if others:
     st.caption("Each signal's own distribution, in [0, 1], higher = more trustworthy. A signal whose mass sits in "
                "one narrow spike separates little; the run's weights say how much each one counts: "
                + ", ".join(f"{k} {v:.2f}" for k, v in (run.weights or {}).items()))
+    refit_controls(run.id)
 
     st.markdown("##### Two signals against each other")
     c1, c2, _ = st.columns([1, 1, 2])

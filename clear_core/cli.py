@@ -21,8 +21,15 @@ def default_workspace() -> str:
     return os.environ.get("CLEAR_STUDIO_WORKSPACE") or DEFAULT_WORKSPACE
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error shape: one line, exit status 2 (argparse prints the whole usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clear-studio", description=__doc__.splitlines()[0])
+    parser = Parser(prog="clear-studio", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"clear-studio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -38,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad argument (already printed): its exit status
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

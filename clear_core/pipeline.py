@@ -1,4 +1,4 @@
-"""Resumable runs: batching, one transaction per batch, cancellation and progress.
+"""The stages of a scoring run; the run itself (status, batches, cancel, progress, resume) is `clear_core.runs`.
 
 A scoring run has up to three stages. `rows`: the pending rows go through `scoring.score_batch` in batches, and
 each batch's values, raw values, embeddings and per-row errors are committed with `ws.commit_batch` in ONE
@@ -18,33 +18,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from . import runs
 from .config import ScoreConfig
-from .errors import Cancelled, ClearError
+from .errors import ClearError
+from .runs import Progress, ProgressFn, run_batches  # noqa: F401 - Progress: the type progress callbacks receive
+from .runs import report as _report
 
 ROWS, CONTEXT, DATASET = "rows", "context", "dataset"
 CALIBRATION = "calibration"  # a progress stage inside `dataset`: the synthetic rows scored for the weights
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What a progress callback receives after every committed batch (and once at the start of a stage)."""
-
-    done: int  # rows committed for this stage, including those of earlier sessions of the run
-    total: int
-    rows_per_s: float  # over this session's rows
-    eta_s: float | None
-    stage: str = ROWS
-    run_id: int | None = None
-
-
-ProgressFn = Callable[[Progress], None]
 
 
 def run_scoring(ws, dataset, config: ScoreConfig, backend=None, progress: ProgressFn | None = None,
@@ -53,6 +38,8 @@ def run_scoring(ws, dataset, config: ScoreConfig, backend=None, progress: Progre
 
     The backend is loaded from `config.model` when not given. Raises `Cancelled` when stopped by `cancel`.
     """
+    if config.limit is not None and int(config.limit) < 1:
+        raise ClearError(f"limit must be a positive number of rows, got {config.limit}")
     info = ws.get_dataset(dataset)
     n_total = info.n_rows if config.limit is None else min(info.n_rows, int(config.limit))
     run_id = ws.create_run(info.id, "score", config.to_json(), n_total)
@@ -61,67 +48,17 @@ def run_scoring(ws, dataset, config: ScoreConfig, backend=None, progress: Progre
 
 def resume(ws, run_id: int, backend=None, progress: ProgressFn | None = None, cancel=None) -> int:
     """Go on with a scoring run from where it stopped (or was killed); returns its run id."""
-    run = ws.get_run(run_id)
-    if run.kind != "score":
-        raise ClearError(f"run {run_id} is a {run.kind} run; resume it with clear_core.correct.resume")
-    config = ScoreConfig.from_dict(run.config)
-    if run.status == "done" and len(ws.pending_rows(run_id, DATASET)) == 0:
-        return run_id
-    with tracked_run(ws, run_id):
-        if backend is None:
+    def stages(run) -> None:
+        config = ScoreConfig.from_dict(run.config)
+        model = backend
+        if model is None:
             from .backends import load_backend
-            backend = load_backend(config.model)
-        _rows_stage(ws, run, config, backend, progress, cancel)
-        _context_stage(ws, run, config, backend, progress, cancel)
-        _dataset_stage(ws, run, config, backend, progress)
-    return run_id
+            model = load_backend(config.model)
+        _rows_stage(ws, run, config, model, progress, cancel)
+        _context_stage(ws, run, config, model, progress, cancel)
+        _dataset_stage(ws, run, config, model, progress)
 
-
-@contextmanager
-def tracked_run(ws, run_id: int):
-    """Mark a run running for the block, then done; stopped on Cancelled / Ctrl-C, failed on any other error."""
-    ws.update_run(run_id, status="running", message="")
-    try:
-        yield
-    except (Cancelled, KeyboardInterrupt):
-        ws.update_run(run_id, status="stopped", message="stopped by the user")
-        raise
-    except Exception as exc:
-        ws.update_run(run_id, status="failed", message=f"{type(exc).__name__}: {exc}")
-        raise
-    ws.update_run(run_id, status="done", message="")
-
-
-def run_batches(ws, run_id: int, stage: str, total: int, compute: Callable, batch_size: int,
-                progress: ProgressFn | None = None, cancel=None, rows=None) -> None:
-    """Run `compute(row_idx: ndarray) -> dict of commit_batch keywords` over a stage's pending rows.
-
-    Shared by scoring and correction runs; `rows` is the run's row set when it is not 0 .. total - 1. Each batch is committed in one transaction; `cancel` is checked
-    before each batch (raises Cancelled). `compute` must record a failing row in the returned `errors`
-    ({row_idx: message}) rather than raise.
-    """
-    pending = np.asarray(ws.pending_rows(run_id, stage) if rows is None else ws.pending_rows(run_id, stage, rows=rows),
-                         dtype=np.int64)
-    done0 = total - len(pending)
-    t0, done_here = time.perf_counter(), 0
-    _report(progress, run_id, stage, done0, total, 0, t0)
-    for start in range(0, len(pending), max(1, int(batch_size))):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled(f"run {run_id} stopped at {done0 + done_here} of {total} rows; "
-                            f"`clear-studio resume {run_id}` goes on from there")
-        batch = pending[start:start + batch_size]
-        ws.commit_batch(run_id, stage, batch, **compute(batch))
-        done_here += len(batch)
-        _report(progress, run_id, stage, done0 + done_here, total, done_here, t0)
-
-
-def _report(progress, run_id, stage, done, total, done_here, t0) -> None:
-    if progress is None:
-        return
-    elapsed = time.perf_counter() - t0
-    rate = done_here / elapsed if elapsed > 0 and done_here else 0.0
-    eta = (total - done) / rate if rate > 0 else None
-    progress(Progress(done=done, total=total, rows_per_s=rate, eta_s=eta, stage=stage, run_id=run_id))
+    return runs.execute(ws, run_id, "score", stages)
 
 
 def _rows_stage(ws, run, config: ScoreConfig, backend, progress, cancel) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -144,15 +144,19 @@ def test_stop_and_resume_a_run(tmp_path, monkeypatch, tiny_model_dir):
     from clear_core import scoring
     from ui import jobs, state
 
-    # The tiny model scores 64 rows faster than a click comes through on a quiet machine: slow each batch down so
-    # that the Stop lands while the run is going on.
+    # The tiny model scores 64 rows faster than a click comes through: the second batch waits until Stop has been
+    # clicked, so the Stop lands while the run is going on, with the first batch committed.
     real_score_batch = scoring.score_batch
+    first_committed, stop_clicked, calls = threading.Event(), threading.Event(), []
 
-    def slow_score_batch(*args, **kwargs):
-        time.sleep(1.0)
+    def gated_score_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # batch 1 is committed once batch 2 starts
+            first_committed.set()
+            assert stop_clicked.wait(120), "Stop was never clicked"
         return real_score_batch(*args, **kwargs)
 
-    monkeypatch.setattr(scoring, "score_batch", slow_score_batch)
+    monkeypatch.setattr(scoring, "score_batch", gated_score_batch)
     ws_path = str(tmp_path / "ws.duckdb")
     monkeypatch.setenv("CLEAR_STUDIO_WORKSPACE", ws_path)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
@@ -163,11 +167,10 @@ def test_stop_and_resume_a_run(tmp_path, monkeypatch, tiny_model_dir):
         at.number_input(key="score_limit").set_value(64).run()
         at.button(key="start_scoring").click().run()
         job = jobs.current(ws_path)
-        deadline = time.time() + 120
-        while (job.progress is None or job.progress.done == 0) and time.time() < deadline and job.alive:
-            time.sleep(0.2)
+        assert first_committed.wait(120), (job.phase, job.message)
         at.run()
         at.button(key="stop_job").click().run()
+        stop_clicked.set()
         assert jobs.wait(job, 120) and job.phase == "stopped", (job.phase, job.message)
         at.run()
         ws = state.workspace(ws_path)

@@ -3,6 +3,8 @@ finetune, and the errors a user sees."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from clear_core.cli import main
@@ -45,6 +47,11 @@ def test_ctrl_c_then_resume(cli_env, capsys, monkeypatch):
     monkeypatch.setattr(pipeline, "_dataset_stage", interrupted)  # Ctrl-C once every row is scored
     assert _score(data, ws, model, "--limit", "16") == 130
     assert "clear-studio resume RUN_ID" in capsys.readouterr().err
+    assert main(["runs", "cli", "--workspace", ws]) == 0  # the listing says how to go on
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1].split()[:4] == ["1", "score", "stopped", "16/16"]
+    assert lines[2] == (f"run 1 is stopped (stopped by the user); `clear-studio resume 1 --workspace {ws}` goes on "
+                        "from its last committed batch")
     with Workspace.open(ws) as w:
         run = w.list_runs()[0]
         assert run.status == "stopped" and run.n_total == 16 and len(w.done_rows(run.id, "rows")) == 16
@@ -119,3 +126,15 @@ def test_score_a_file_with_a_bad_row(cli_env, capsys, tmp_path):
     captured = capsys.readouterr()
     assert f"skipped {bad}:14: field 'answer'" in captured.err
     assert "dataset 'bad': 12 rows" in captured.out and "run 1: done, 12 rows (0 failed)" in captured.out
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "2.5"])
+def test_limit_must_be_a_positive_integer(cli_env, capsys, value):
+    """--limit -5 and --limit 0 once left a "done" run of -5/-5 or 0 rows: refused in one line, before anything."""
+    data, ws, model = cli_env
+    assert _score(data, ws, model, "--limit", value) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: clear-studio score: argument --limit: must be a positive whole number, got '{value}'"]
+    assert not Path(ws).exists()  # nothing ingested, no run
+    assert main(["correct", "cli", "--workspace", ws, "--batch-size", "0"]) == 2
+    assert "argument --batch-size: must be a positive whole number" in capsys.readouterr().err

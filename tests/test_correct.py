@@ -273,7 +273,7 @@ def test_correction_run_stores_proposals_and_keeps_originals(scored, tiny_backen
     assert run.status == "done" and run.n_total == int((conf < thr.t_keep).sum()) > 0
     props = ws.proposals(run_id)
     assert len(props) > 0 and props["row_idx"].is_unique
-    targets = set(correct._targets(ws, score_run, thr.t_keep).tolist())
+    targets = set(correct.target_rows(ws, score_run, thr.t_keep).tolist())
     assert set(props["row_idx"].astype(int)) <= targets
     assert props["judge_conf"].between(0, 1).all()
     assert (props["confident"] == (props["judge_conf"] >= 0.8)).all()
@@ -295,7 +295,12 @@ def test_correction_run_resumes_after_cancel(scored, tiny_backend):
                                cancel=cancel)
     run = ws.latest_run(ws.get_dataset("small").id, kind="correct")
     assert run.status == "stopped" and len(ws.done_rows(run.id, correct.PROPOSE)) == 4
-    correct.resume(ws, run.id, backend=tiny_backend)
+    from clear_core import pipeline, runs
+    from clear_core.errors import ClearError
+
+    with pytest.raises(ClearError, match="is a correct run, not a score run"):
+        pipeline.resume(ws, run.id, backend=tiny_backend)
+    runs.resume(ws, run.id, backend=tiny_backend)  # the one resume for any kind of run
     done = ws.done_rows(run.id, correct.PROPOSE)
     assert ws.get_run(run.id).status == "done"
     assert len(done) == len(set(done.tolist())) == run.n_total
@@ -308,7 +313,8 @@ def test_confident_proposals_never_overwrite_the_original(scored, tiny_backend, 
     ds = ws.get_dataset("small")
     before = ws.examples(ds.id)[["row_idx", "response", "original"]]
     # A dataset judge sure of every candidate makes the proposals confident whatever the tiny LLM says.
-    monkeypatch.setattr(correct, "categorical_data_judge", lambda model, emb, pos, o, c: np.full(len(pos), 0.999))
+    monkeypatch.setattr(correct.judging, "categorical_data_judge",
+                        lambda model, emb, pos, o, c: np.full(len(pos), 0.999))
     thr = filtering.run_thresholds(ws, score_run)
     run_id = correct.run_correction(ws, "small", CorrectConfig(batch_size=8, max_new_tokens=8), score_run=score_run,
                                     thresholds=thr, backend=tiny_backend)

@@ -5,6 +5,8 @@ Most of each process's life is importing torch and transformers (3-15 s dependin
 first kill comes once the progress bar shows a random number of rows committed, so it always lands inside the rows
 stage however fast the machine is (about 1 s for 300 rows when idle); the later ones come a random 0-1.5 s after
 the run announces itself: during the rows stage, the in-context stage, the dataset stage, or right after the start.
+A killed process cannot mark its run: the run reads back as `interrupted` (not `running` forever), in the CLI's
+listing with the command that resumes it, and in the app with its Resume button.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 
 from conftest import ROOT, write_rows
 
@@ -58,6 +61,60 @@ def _wait_for_rows(proc, at_least: int, deadline: float) -> None:
             return
 
 
+def _env():
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+def _kill_while_scoring(cmd, at_least: int) -> int:
+    """Start `clear-studio score`, SIGKILL it once `at_least` rows are committed; returns its pid."""
+    proc = _start(cmd, _env())
+    try:
+        _wait_for_start(proc, time.time() + 60)
+        _wait_for_rows(proc, at_least, time.time() + 60)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    return proc.pid
+
+
+def test_a_killed_run_reads_interrupted_with_its_resume_command(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from app_helpers import close_app_workspace
+    from clear_core.cli import main
+
+    n = 120  # the kill comes after 2 batches: still in the rows stage however fast the machine is
+    data = write_rows(tmp_path / "k.jsonl", n=n, seed=5)
+    ws_path = str(tmp_path / "k.duckdb")
+    pid = _kill_while_scoring([sys.executable, "-m", "clear_core.cli", "score", str(data), "--model",
+                               str(tiny_model_dir), "--workspace", ws_path, "--batch-size", str(BATCH),
+                               "--calibrate", "none"], 2 * BATCH)
+    assert main(["runs", "k", "--workspace", ws_path]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1].split()[:3] == ["1", "score", "interrupted"]
+    assert len(lines) == 3 and f"pid {pid}" in lines[2]
+    assert f"`clear-studio resume 1 --workspace {ws_path}` goes on from its last committed batch" in lines[2]
+
+    # The app shows it the same way, with its Resume button.
+    monkeypatch.setenv("CLEAR_STUDIO_WORKSPACE", ws_path)
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+        at.switch_page("app_pages/data.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        shown = " ".join(w.value for w in at.warning)
+        assert "Score run #1 is interrupted at " in shown and f"(pid {pid}) ended without closing it" in shown, shown
+        assert at.button(key="resume_1").label == "Resume run #1"
+    finally:
+        close_app_workspace(ws_path)
+
+    assert main(["resume", "1", "--workspace", ws_path, "--quiet"]) == 0
+    assert "resuming score run 1 (interrupted," in capsys.readouterr().out
+    assert main(["runs", "k", "--workspace", ws_path]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[1].split()[:4] == ["1", "score", "done", f"{n}/{n}"]
+
+
+@pytest.mark.slow
 def test_sigkill_at_random_points_then_resume(tmp_path, tiny_model_dir, tiny_backend):
     from clear_core import pipeline
     from clear_core.config import preset_config
@@ -68,9 +125,9 @@ def test_sigkill_at_random_points_then_resume(tmp_path, tiny_model_dir, tiny_bac
     ws_path = tmp_path / "kr.duckdb"
     cmd = [sys.executable, "-m", "clear_core.cli", "score", str(data), "--model", str(tiny_model_dir),
            "--workspace", str(ws_path), "--batch-size", str(BATCH), "--preset", PRESET]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = _env()
     rng = random.Random(SEED)
-    done_after_kill, context_after_kill = [], []
+    done_after_kill, context_after_kill, status_after_kill = [], [], []
     for kill in range(KILLS):
         proc = _start(cmd, env)
         try:
@@ -87,6 +144,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path, tiny_model_dir, tiny_bac
             assert len(runs) == 1, "a restart must resume the unfinished run, not start another"
             done_after_kill.append(len(ws.done_rows(runs[0].id, "rows")))
             context_after_kill.append(len(ws.done_rows(runs[0].id, "context")))
+            status_after_kill.append(runs[0].status)
     final = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert final.returncode == 0, final.stdout + final.stderr
     assert "resuming run" in final.stdout or done_after_kill[-1] == 0
@@ -94,6 +152,10 @@ def test_sigkill_at_random_points_then_resume(tmp_path, tiny_model_dir, tiny_bac
     assert any(0 < d < N_ROWS for d in done_after_kill), done_after_kill
     assert done_after_kill == sorted(done_after_kill)  # committed work is never lost
     assert context_after_kill == sorted(context_after_kill)
+    # A killed run reads as interrupted, never `running` (the first kill lands mid-run; a later one may come after
+    # the run is done).
+    assert status_after_kill[0] == "interrupted" and set(status_after_kill) <= {"interrupted", "done"}, \
+        status_after_kill
     print("rows / in-context rows committed after each kill:", done_after_kill, context_after_kill)
 
     # The uninterrupted reference: same data, same settings, one go.

@@ -102,6 +102,15 @@ def test_a_failing_row_is_recorded_and_the_run_goes_on(small_workspace, tiny_bac
     assert 5 not in set(wide["row_idx"]) and len(wide) == 47 and wide["confidence"].notna().all()
 
 
+@pytest.mark.parametrize("limit", [0, -5])
+def test_a_limit_below_one_row_is_refused(small_workspace, tiny_backend, limit):
+    from clear_core.errors import ClearError
+
+    with pytest.raises(ClearError, match=f"limit must be a positive number of rows, got {limit}"):
+        pipeline.run_scoring(small_workspace, "small", preset_config("fast", limit=limit), backend=tiny_backend)
+    assert small_workspace.list_runs() == []
+
+
 def test_limit_scores_the_first_rows(small_workspace, tiny_backend):
     run_id = pipeline.run_scoring(small_workspace, "small", preset_config("fast", batch_size=8, limit=20,
                                                                            calibrate="none"), backend=tiny_backend)

@@ -1,5 +1,8 @@
 """Runs that go on in a background thread of the app's process: scoring, its resume, and Auto-Correct.
 
+The run itself (status, batches, stop, progress, resume of any kind) is `clear_core.runs`, as in the CLI; this
+module only gives it a thread and keeps its latest progress for the page.
+
 One job per workspace at a time (DuckDB has one writer). The registry is a cached resource, so every browser
 session of this process sees the same job and its progress; the thread writes through the shared Workspace,
 whose `cursor()` gives it its own cursor.
@@ -104,18 +107,14 @@ def start_scoring(ws_path: str, dataset: str, config) -> Job:
 def resume(ws_path: str, dataset: str, run) -> Job:
     """Go on with a stopped, failed or interrupted run (scoring or correction) from its last committed batch."""
     def work(job: Job):
-        from clear_core import correct, pipeline
+        from clear_core import runs
 
         from . import state
 
         ws = state.workspace(ws_path)
         job.run_id = run.id
-        if run.kind == "score":
-            model = state.backend(run.config.get("model", "default"))
-            return pipeline.resume(ws, run.id, backend=model, progress=job.on_progress, cancel=job.cancel)
-        score_run = ws.get_run(int(run.config["score_run"]))
-        model = state.backend(score_run.config.get("model", "default"))
-        return correct.resume(ws, run.id, backend=model, progress=job.on_progress, cancel=job.cancel)
+        model = state.backend(runs.model_spec(ws, run))  # cached: the model of the app's last run is reused
+        return runs.resume(ws, run.id, backend=model, progress=job.on_progress, cancel=job.cancel)
 
     return start(ws_path, run.kind, dataset, work)
 
@@ -123,12 +122,12 @@ def resume(ws_path: str, dataset: str, run) -> Job:
 def start_correction(ws_path: str, dataset: str, score_run, thresholds) -> Job:
     """An Auto-Correct run over the rows of `score_run` below t_keep, judged with eta = thresholds.eta."""
     def work(job: Job):
-        from clear_core import correct
+        from clear_core import correct, runs
         from clear_core.config import CorrectConfig
 
         from . import state
 
-        model = state.backend(score_run.config.get("model", "default"))
+        model = state.backend(runs.model_spec(state.workspace(ws_path), score_run))
         return correct.run_correction(state.workspace(ws_path), dataset, CorrectConfig(eta=thresholds.eta),
                                       score_run=score_run.id, thresholds=thresholds, backend=model,
                                       progress=job.on_progress, cancel=job.cancel)

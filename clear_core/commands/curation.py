@@ -1,11 +1,11 @@
-"""`clear-studio correct | curate | runs | resume | finetune`: Auto-Correct, automatic curation, run management
-and the LoRA fine-tune on the kept rows."""
+"""`clear-studio correct | curate | runs | resume | calibrate | finetune`: Auto-Correct, automatic curation, run
+management, weights refit from the reviewers' decisions, and the LoRA fine-tune on the kept rows."""
 
 from __future__ import annotations
 
 import time
 
-from .scoring import ProgressBar, print_summary
+from .scoring import ProgressBar, positive_int, print_summary
 
 
 def register(subparsers, default_workspace: str) -> None:
@@ -13,7 +13,7 @@ def register(subparsers, default_workspace: str) -> None:
 
     p = subparsers.add_parser("correct", help="propose and judge fixes for the rows below the keep threshold")
     _correction_args(p, default_workspace, ws_help)
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=positive_int, default=None)
     p.set_defaults(func=correct)
 
     p = subparsers.add_parser("curate", help="filter + correct + accept confident fixes, drop the drop band")
@@ -32,15 +32,24 @@ def register(subparsers, default_workspace: str) -> None:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=resume)
 
+    p = subparsers.add_parser("calibrate", help="refit a scoring run's weights from the reviewers' keep/drop "
+                              "decisions and store them on the run")
+    p.add_argument("dataset", metavar="NAME")
+    p.add_argument("--from-decisions", action="store_true", required=True,
+                   help="fit the weights to the standing keep / drop / edit / accept decisions (not curate --auto's)")
+    p.add_argument("--run", type=int, default=None, help="the scoring run (default: the latest finished one)")
+    p.add_argument("--workspace", default=default_workspace, help=ws_help)
+    p.set_defaults(func=calibrate)
+
     p = subparsers.add_parser("finetune", help="LoRA fine-tune the model on the curated rows; saves a model dir")
     p.add_argument("dataset", metavar="NAME")
     p.add_argument("--out", required=True, help="output model dir (loadable with --model DIR / --generator DIR)")
     p.add_argument("--model", default=None, help="base model (default: the scoring run's model)")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--max-rows", type=int, default=None)
+    p.add_argument("--epochs", type=positive_int, default=1)
+    p.add_argument("--max-rows", type=positive_int, default=None)
     p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--rank", type=int, default=16)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--rank", type=positive_int, default=16)
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--run", type=int, default=None, help="the scoring run (default: the latest finished one)")
     _threshold_args(p)
     p.add_argument("--workspace", default=default_workspace, help=ws_help)
@@ -126,6 +135,7 @@ def curate(args) -> int:
     Rows a person already decided are left alone.
     """
     from ..filtering import bands, run_confidence
+    from ..reweight import AUTO_REVIEWER
     from ..store import Workspace
 
     with Workspace.open(args.workspace) as ws:
@@ -142,9 +152,9 @@ def curate(args) -> int:
         drop = sorted(int(r) for r, b in zip(rows, band) if b == "drop" and int(r) not in decided
                       and int(r) not in set(accept))
         if accept:
-            ws.record_decisions(info.id, accept, "accept", reviewer="auto", thresholds=thresholds)
+            ws.record_decisions(info.id, accept, "accept", reviewer=AUTO_REVIEWER, thresholds=thresholds)
         if drop:
-            ws.record_decisions(info.id, drop, "drop", reviewer="auto", thresholds=thresholds)
+            ws.record_decisions(info.id, drop, "drop", reviewer=AUTO_REVIEWER, thresholds=thresholds)
         n_keep = int((band == "keep").sum())
         print(f"curated '{info.name}': {n_keep} kept, {len(accept)} corrected (accepted), {len(drop)} dropped, "
               f"{int((band == 'review').sum())} left for review, {len(decided)} already decided by people")
@@ -152,24 +162,32 @@ def curate(args) -> int:
 
 
 def runs(args) -> int:
+    """The runs table, then for each unfinished run (interrupted, stopped, failed) why, and the command that
+    goes on with it."""
+    from ..runs import UNFINISHED, resume_command
     from ..store import Workspace
 
     with Workspace.open(args.workspace, read_only=True) as ws:
         info = ws.get_dataset(args.dataset)
-        table = [("id", "kind", "status", "done/total", "failed", "started", "preset", "model")]
-        for r in ws.list_runs(info.id):
-            cfg = r.config or {}
-            table.append((str(r.id), r.kind, r.status, f"{r.n_done}/{r.n_total}", str(r.n_failed),
-                          f"{r.created_at:%Y-%m-%d %H:%M}", str(cfg.get("preset", "-")),
-                          str(cfg.get("model", cfg.get("generator", "-")))))
+        listed = ws.list_runs(info.id)
+    table = [("id", "kind", "status", "done/total", "failed", "started", "preset", "model")]
+    for r in listed:
+        cfg = r.config or {}
+        table.append((str(r.id), r.kind, r.status, f"{r.n_done}/{r.n_total}", str(r.n_failed),
+                      f"{r.created_at:%Y-%m-%d %H:%M}", str(cfg.get("preset", "-")),
+                      str(cfg.get("model", cfg.get("generator", "-")))))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    for r in listed:
+        if r.status in UNFINISHED:
+            print(f"run {r.id} is {r.status}" + (f" ({r.message})" if r.message else "")
+                  + f"; `{resume_command(r.id, args.workspace)}` goes on from its last committed batch")
     return 0
 
 
 def resume(args) -> int:
-    from .. import correct, pipeline
+    from .. import runs
     from ..store import Workspace
 
     with Workspace.open(args.workspace) as ws:
@@ -177,14 +195,30 @@ def resume(args) -> int:
         t0 = time.perf_counter()
         print(f"resuming {run.kind} run {run.id} ({run.status}, {run.n_done}/{run.n_total} done)", flush=True)
         with ProgressBar(args.quiet) as bar:
-            if run.kind == "score":
-                pipeline.resume(ws, run.id, progress=bar)
-            else:
-                correct.resume(ws, run.id, progress=bar)
+            runs.resume(ws, run.id, progress=bar)
         if run.kind == "score":
             print_summary(ws, run.id, time.perf_counter() - t0, bar.rows_here, bar.rows_per_s)
         else:
             print(f"correction run {run.id}: {ws.get_run(run.id).status}")
+    return 0
+
+
+def calibrate(args) -> int:
+    """Refit the weights of a finished scoring run from the people's decisions; prints old -> new weights."""
+    from ..reweight import refit_from_decisions
+    from ..store import Workspace
+
+    with Workspace.open(args.workspace) as ws:
+        info = ws.get_dataset(args.dataset)
+        run = _score_run(ws, info, args.run)
+        refit = refit_from_decisions(ws, run.id)
+    cal = refit.calibration
+    print(f"run {run.id} of '{info.name}': weights refit from {cal.n_good + cal.n_bad} decisions ({cal.n_good} kept, "
+          f"{cal.n_bad} dropped / edited / accepted) and stored with the recombined confidence")
+    for name in sorted(refit.weights):
+        print(f"  {name}: {refit.old_weights.get(name, 0.0):.3f} -> {refit.weights[name]:.3f}"
+              f"  (AUROC on the decided rows {cal.auroc.get(name, float('nan')):.3f})")
+    print(f"confidence AUROC on the decided rows with the new weights: {cal.auroc_confidence:.3f}")
     return 0
 
 

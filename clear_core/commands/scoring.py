@@ -6,6 +6,7 @@ settings did not finish (killed, stopped, failed) resumes that run instead of st
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -21,8 +22,9 @@ def register(subparsers, default_workspace: str) -> None:
     p.add_argument("--model", default="default", help="default | tiny | a model dir | a .gguf file | a HF id")
     p.add_argument("--preset", default="fast", choices=sorted(PRESETS), help="signal set (default: fast)")
     p.add_argument("--workspace", default=default_workspace, help=f"workspace file (default: {default_workspace})")
-    p.add_argument("--limit", type=int, default=None, help="score only the first N rows")
-    p.add_argument("--batch-size", type=int, default=None, help="rows per batch (and per committed transaction)")
+    p.add_argument("--limit", type=positive_int, default=None, help="score only the first N rows")
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help="rows per batch (and per committed transaction)")
     p.add_argument("--name", default=None, help="dataset name when ingesting a FILE (default: the file's stem)")
     p.add_argument("--format", default="auto", help="input format when ingesting a FILE (default: auto)")
     p.add_argument("--skip-bad-rows", action="store_true",
@@ -32,6 +34,17 @@ def register(subparsers, default_workspace: str) -> None:
     p.add_argument("--new", action="store_true", help="start a new run even if an unfinished one matches")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count: a whole number >= 1 (a run of 0 or -5 rows would end "done" having done nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return value
 
 
 def run(args) -> int:

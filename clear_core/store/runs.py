@@ -3,10 +3,21 @@
 `commit_batch` writes a batch's scores, embeddings and proposals AND marks its rows done for the stage in one
 transaction; `pending_rows` is everything of the run not marked yet. A process killed at any moment (even SIGKILL)
 therefore loses at most the batch in flight, and a resumed run does no row twice.
+
+A run marked `running` records the process that marked it (`owner`, `process_token()`). Such a process cannot mark
+its run when it is killed (SIGKILL, a crash, the machine going down), so the run is read back as `interrupted`
+whenever its owner is not the reading process. That is exact, not a guess: DuckDB lets one read-write process at a
+time hold the workspace file and refuses every other open while it does, so a process that can read the runs table
+knows that no other process is writing to it, and a `running` run of another process cannot be going on. A
+heartbeat (a time stamp per committed batch, stale after a timeout) was the other way; it needs a timeout longer
+than the longest gap between commits, and the dataset stage of a large run commits nothing for minutes.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping
@@ -19,7 +30,9 @@ from ..errors import ClearError, UnknownNameError
 from .db import as_rows, first, from_json, registered, sorted_unique, to_json, transaction, utcnow
 
 RUN_KINDS = ("score", "correct")
-RUN_STATUSES = ("running", "stopped", "done", "failed")
+RUN_STATUSES = ("running", "stopped", "done", "failed")  # what is stored
+INTERRUPTED = "interrupted"  # read back instead of `running` when the run's process is gone (see above)
+_NONCE = secrets.token_hex(4)  # per import: a reused pid does not pass for this process
 PROPOSAL_COLUMNS = ("candidate", "source", "judge_conf", "confident")
 
 
@@ -40,13 +53,23 @@ class RunInfo:
     stage: str | None
 
 
+def process_token() -> str:
+    """This process, as written into the runs it marks running: host, pid (read now, so a forked child differs)
+    and a random part drawn at import."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_NONCE}"
+
+
 _RUN_COLUMNS = ("id, dataset_id, kind, config, status, n_total, n_done, n_failed, created_at, updated_at, weights, "
-                "message, stage")
+                "message, stage, owner")
 
 
 def _info(row) -> RunInfo:
-    return RunInfo(int(row[0]), int(row[1]), row[2], from_json(row[3]), row[4], int(row[5]), int(row[6]),
-                   int(row[7]), row[8], row[9], from_json(row[10]), row[11], row[12])
+    status, message = row[4], row[11]
+    if status == "running" and row[13] != process_token():
+        pid = str(row[13]).split(":")[1] if row[13] and row[13].count(":") == 2 else "?"
+        status, message = INTERRUPTED, f"the process that ran it (pid {pid}) ended without closing it (killed or crashed)"
+    return RunInfo(int(row[0]), int(row[1]), row[2], from_json(row[3]), status, int(row[5]), int(row[6]),
+                   int(row[7]), row[8], row[9], from_json(row[10]), message, row[12])
 
 
 def create_run(cur, dataset_id: int, kind: str, config_json, n_total: int, status: str = "running") -> int:
@@ -58,9 +81,9 @@ def create_run(cur, dataset_id: int, kind: str, config_json, n_total: int, statu
         raise ClearError(f"no dataset with id {dataset_id}")
     now = utcnow()
     return int(cur.execute(
-        "INSERT INTO runs (dataset_id, kind, config, status, n_total, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        [int(dataset_id), kind, to_json(config_json), status, int(n_total), now, now],
+        "INSERT INTO runs (dataset_id, kind, config, status, n_total, created_at, updated_at, owner) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        [int(dataset_id), kind, to_json(config_json), status, int(n_total), now, now, process_token()],
     ).fetchall()[0][0])
 
 
@@ -93,7 +116,9 @@ _UPDATABLE = ("status", "message", "weights", "n_total", "stage", "config")
 
 
 def update_run(cur, run_id: int, **changes) -> RunInfo:
-    """Set some of status, message, weights, n_total, stage, config (None values are left unchanged)."""
+    """Set some of status, message, weights, n_total, stage, config (None values are left unchanged).
+
+    Setting a status records this process as the run's owner (the one that can still be running it)."""
     unknown = [k for k in changes if k not in _UPDATABLE]
     if unknown:
         raise UnknownNameError("run field", unknown[0], _UPDATABLE)
@@ -103,11 +128,32 @@ def update_run(cur, run_id: int, **changes) -> RunInfo:
     for key in ("weights", "config"):
         if key in values:
             values[key] = to_json(values[key])
+    if "status" in values:
+        values["owner"] = process_token()
     get_run(cur, run_id)  # raises for an unknown run
     sets = ", ".join(f"{k} = ?" for k in values)  # keys validated against _UPDATABLE
     cur.execute(f"UPDATE runs SET {sets + ', ' if sets else ''}updated_at = ? WHERE id = ?",
                 [*values.values(), utcnow(), int(run_id)])
     return get_run(cur, run_id)
+
+
+def replace_signal(cur, run_id: int, signal: str, rows, values, weights: Mapping[str, float] | None = None) -> None:
+    """Replace a run's values of one signal (value and raw) by `values` aligned with `rows`, and set its weights
+    when given, in ONE transaction: a finished run's `confidence` recombined with new weights. Values lie in
+    [0, 1], higher = more trustworthy."""
+    rows, values = as_rows(rows), np.asarray(values, dtype=np.float64)
+    if len(rows) != len(values):
+        raise ValueError(f"{len(values)} values for {len(rows)} rows")
+    if np.any((values < 0) | (values > 1)):
+        raise ClearError(f"replace_signal: values of '{signal}' must lie in [0, 1] (run {run_id})")
+    get_run(cur, run_id)  # raises for an unknown run
+    frame = pd.DataFrame({"row_idx": rows.astype(np.int32), "value": values})
+    with transaction(cur), registered(cur, "_clear_signal", frame):
+        cur.execute("DELETE FROM scores WHERE run_id = ? AND signal = ?", [int(run_id), signal])
+        cur.execute("INSERT INTO scores SELECT ?, row_idx, ?, value, CASE WHEN isnan(value) THEN NULL ELSE value END "
+                    "FROM _clear_signal", [int(run_id), signal])
+        cur.execute("UPDATE runs SET weights = coalesce(?, weights), updated_at = ? WHERE id = ?",
+                    [None if weights is None else to_json(dict(weights)), utcnow(), int(run_id)])
 
 
 def done_rows(cur, run_id: int, stage: str, failed: bool | None = None) -> np.ndarray:
