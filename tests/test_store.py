@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from clear_core import filtering
+from clear_core.cli import main
 from clear_core.config import Thresholds
 from clear_core.errors import ClearError, UnknownNameError, WorkspaceLockedError
 from clear_core.formats import ReadResult, read_dataset
@@ -24,6 +25,7 @@ from clear_core.store.schema import TABLES, current_version, migrate
 from clear_core.store.views import band_sql
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "sample_data" / "examples"
 
 
 def write_alpaca(path: Path, n: int, tag: str = "") -> Path:
@@ -123,6 +125,56 @@ def test_a_workspace_held_by_another_process_raises_a_one_line_lock_error(tmp_pa
         holder.stdin.close()
         holder.wait(timeout=30)
     Workspace.open(path).close()  # free again once the holder is gone
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    """`clear-studio ARGV` as a user runs it: exit status, stdout, stderr."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("name", ["alpaca.jsonl", "columns.csv", "alpaca.parquet", "sharegpt.json"])
+def test_a_data_file_given_as_the_workspace_is_refused_and_left_alone(tmp_path, capsys, name):
+    given = tmp_path / name
+    given.write_bytes((EXAMPLES / name).read_bytes())
+    for argv in (("ingest", EXAMPLES / "alpaca.jsonl"), ("datasets",)):
+        code, out, err = cli(capsys, *argv, "--workspace", given)
+        assert (code, out) == (2, "") and len(err.strip().splitlines()) == 1, err
+        assert f"{given} is not a CLEAR Studio workspace" in err and f"clear-studio ingest {given}" in err
+    assert given.read_bytes() == (EXAMPLES / name).read_bytes()
+
+
+def test_a_new_path_is_a_new_workspace_and_a_folder_or_device_is_refused(tmp_path, capsys):
+    code, out, _ = cli(capsys, "ingest", EXAMPLES / "alpaca.jsonl", "--workspace", tmp_path / "new.jsonl")
+    assert code == 0 and "imported 4 rows" in out
+    code, out, _ = cli(capsys, "datasets", "--workspace", tmp_path / "new.jsonl")
+    assert code == 0 and "alpaca" in out
+    for given, says in ((tmp_path, "is a folder"), ("/dev/null", "is not a regular file")):
+        code, _, err = cli(capsys, "ingest", EXAMPLES / "alpaca.jsonl", "--workspace", given)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and says in err, err
+
+
+def test_a_truncated_or_corrupt_workspace_is_one_line_and_exit_2(tmp_path, capsys):
+    path = tmp_path / "ws.duckdb"
+    assert cli(capsys, "ingest", EXAMPLES / "alpaca.jsonl", "--workspace", path)[0] == 0
+    whole = path.read_bytes()
+    damaged = {f"cut at {n}": whole[:n] for n in range(12, len(whole), 65536)}
+    damaged["cut by one byte"] = whole[:-1]
+    for at in (4096 + 16, len(whole) // 2):  # the database header (under its checksum); a block in the middle
+        garbled = bytearray(whole)
+        garbled[at:at + 64] = bytes(64)
+        damaged[f"zeros at {at}"] = bytes(garbled)
+    refused = 0
+    for what, content in damaged.items():
+        for argv in (("datasets",), ("ingest", EXAMPLES / "alpaca.jsonl", "--name", "again")):
+            path.write_bytes(content)
+            code, out, err = cli(capsys, *argv, "--workspace", path)  # an uncaught error would fail the test here
+            assert code in (0, 2) and len(err.strip().splitlines()) == (code == 2), (what, argv, err)
+            if code == 2:
+                assert f"workspace {path} is damaged (truncated or corrupt" in err, (what, argv, err)
+                refused += 1
+    assert refused >= 2 * len(damaged) - 4  # a block the commands never read may be damaged unnoticed
 
 
 # datasets ------------------------------------------------------------------------------------------------------

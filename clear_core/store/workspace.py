@@ -7,6 +7,7 @@ queries. Results are read fully (DataFrames, lists, dataclasses) before a method
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from pathlib import Path
@@ -37,6 +38,59 @@ def _decision_lock(path: str) -> threading.Lock:
         return _DECISION_LOCKS.setdefault(os.path.realpath(Path(path).expanduser()), threading.Lock())
 
 
+_DUCKDB_MAGIC = b"DUCK"  # bytes 8-12 of every DuckDB database file, after the header's checksum
+_DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt", ".tsv")
+
+
+def _check_file(path: str) -> None:
+    """Refuse an existing path that is not a DuckDB database: DuckDB would open a data file given by mistake as a
+    throw-away in-memory database, and what is imported into it would be lost. A path that does not exist yet is
+    a new workspace."""
+    file = Path(path).expanduser()
+    if not file.exists():
+        return
+    if file.is_dir():
+        raise ClearError(f"workspace {path} is a folder; pass a workspace file (a new path makes one)")
+    if not file.is_file():
+        raise ClearError(f"workspace {path} is not a regular file; pass a workspace file (a new path makes one)")
+    try:
+        with file.open("rb") as fh:
+            head = fh.read(12)
+    except OSError as exc:
+        raise ClearError(f"cannot read workspace {path}: {exc.strerror}") from None
+    if head[8:12] != _DUCKDB_MAGIC:
+        hint = (f"; to import it, run `clear-studio ingest {path}`" if file.suffix.lower() in _DATA_SUFFIXES
+                else "")
+        raise ClearError(f"{path} is not a CLEAR Studio workspace (not a DuckDB database file){hint}; pass "
+                         "--workspace a new path or an existing workspace")
+
+
+def _damage(path: str, exc: BaseException) -> ClearError | None:
+    """The one-line error for a DuckDB error that comes from the file itself (truncated, corrupt, unreadable),
+    or None for any other error."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "Corrupt database file" in text or "Could not read enough bytes" in text:
+        return ClearError(f"workspace {path} is damaged (truncated or corrupt: {text}); restore it from a backup "
+                          "or pass --workspace OTHER.db")
+    if isinstance(exc, (duckdb.IOException, duckdb.FatalException)):
+        return ClearError(f"cannot read or write workspace {path}: {text}")
+    return None
+
+
+def _reports_damage(method):
+    """A Workspace method whose errors from a damaged file become the one-line ClearError."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except duckdb.Error as exc:
+            error = _damage(self.path, exc)
+            if error is None:
+                raise
+            raise error from None
+    return wrapper
+
+
 def _connect(path: str, read_only: bool):
     try:
         return duckdb.connect(path, read_only=read_only)
@@ -45,9 +99,9 @@ def _connect(path: str, read_only: bool):
             raise WorkspaceLockedError(
                 f"workspace {path} is open in another process (the app or a CLI command); "
                 "close it or pass --workspace OTHER.db") from None
-        raise ClearError(f"cannot open workspace {path}: {str(exc).splitlines()[0]}") from None
+        raise _damage(path, exc) from None
     except duckdb.Error as exc:
-        raise ClearError(f"cannot open workspace {path}: {str(exc).splitlines()[0]}") from None
+        raise _damage(path, exc) or ClearError(f"cannot open workspace {path}: {str(exc).splitlines()[0]}") from None
 
 
 class Workspace:
@@ -71,13 +125,17 @@ class Workspace:
                 raise ClearError(f"cannot create workspace {path}: folder {parent} does not exist")
             if read_only and not Path(path).exists():
                 raise ClearError(f"no workspace at {path}")
+            _check_file(path)
         con = _connect(path, read_only)
         ws = cls(path, con, read_only)
         try:
             migrate(ws.cursor(), path, read_only=read_only)
-        except BaseException:
+        except BaseException as exc:
             ws.close()
-            raise
+            error = _damage(path, exc) if isinstance(exc, duckdb.Error) else None
+            if error is None:
+                raise
+            raise error from None
         return ws
 
     def cursor(self):
@@ -251,3 +309,10 @@ class Workspace:
 
     def decision_log(self, dataset_id: int) -> pd.DataFrame:
         return _decisions.decision_log(self.cursor(), dataset_id)
+
+
+# Every public method: an error that comes from a damaged file is reported in one line, wherever it surfaces (a
+# truncated file may open and fail only when a later query reads the missing blocks).
+for _name, _method in list(vars(Workspace).items()):
+    if callable(_method) and not _name.startswith("_") and _name not in ("cursor", "close"):
+        setattr(Workspace, _name, _reports_damage(_method))
