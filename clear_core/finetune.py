@@ -212,9 +212,4 @@ def curated_rows(ws, dataset, run_id: int | None = None, thresholds=None) -> lis
     chosen = sorted(keep)
     if not chosen:
         return []
-    ex = ws.examples(info.id, row_idx=chosen)
-    out = []
-    for e in ex.itertuples(index=False):
-        prompt = json.loads(e.prompt) if isinstance(e.prompt, str) else list(e.prompt)
-        out.append((prompt, text.get(int(e.row_idx), e.response)))
-    return out
+    return [(list(e.prompt), text.get(e.row_idx, e.response)) for e in ws.rows(info.id, chosen)]

@@ -16,7 +16,6 @@ batch in flight. Either way the run is marked `stopped`, committed batches stay,
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 
 import numpy as np
@@ -149,15 +148,9 @@ def _as_tuples(rows: list[dict]) -> list[tuple]:
 
 
 def _load_rows(ws, dataset_id: int, row_idx) -> list[dict]:
-    """Rows as dicts with row_idx, prompt (messages) and response, in the order of `row_idx`."""
-    df = ws.examples(dataset_id, row_idx=[int(r) for r in row_idx])
-    by_idx = {int(r.row_idx): r for r in df.itertuples(index=False)}
-    out = []
-    for r in row_idx:
-        rec = by_idx[int(r)]
-        prompt = rec.prompt if not isinstance(rec.prompt, str) else json.loads(rec.prompt)
-        out.append({"row_idx": int(r), "prompt": tuple(prompt), "response": rec.response})
-    return out
+    """Rows as dicts with row_idx, prompt (messages) and response, in the order of `row_idx` (the shape
+    calibrate's synthetic rows share), from the store's decoded rows."""
+    return [{"row_idx": r.row_idx, "prompt": r.prompt, "response": r.response} for r in ws.rows(dataset_id, row_idx)]
 
 
 def _dataset_stage(ws, run, config: ScoreConfig, backend, progress) -> None:

@@ -107,9 +107,9 @@ class _Context:
         prompt_emb = np.asarray(ws.embeddings(score_run.id, "prompt", row_idx=rows_all), dtype=np.float32
                                 ).astype(np.float64)
         response_emb = np.asarray(ws.embeddings(score_run.id, "response", row_idx=rows_all), dtype=np.float32)
-        examples = ws.examples(run.dataset_id, row_idx=[int(r) for r in rows_all]).set_index("row_idx").loc[rows_all]
-        prompts = [tuple(json.loads(p) if isinstance(p, str) else p) for p in examples["prompt"]]
-        responses = list(examples["response"])
+        examples = ws.rows(run.dataset_id, rows_all)
+        prompts = [r.prompt for r in examples]
+        responses = [r.response for r in examples]
         model, result = neighbors.fit(prompt_emb, response_emb, responses)
         classifier = {int(r): str(result.predicted[i]) for i, r in enumerate(rows_all)
                       if result.categorical[i] and result.predicted[i] is not None
