@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
 
 from . import __version__, filtering
+from .atomic import atomic_open
 from .config import Thresholds
 from .errors import ClearError, UnknownNameError
 from .formats.spec import FILE_TYPES
@@ -178,15 +178,5 @@ def _manifest(info, run, file_type, variant, path, counts, thresholds, t_drop) -
 
 
 def _write_json_atomic(path: str, data: dict) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_open(path) as fh:
+        json.dump(data, fh, indent=2, ensure_ascii=False, default=str)

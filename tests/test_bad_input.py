@@ -67,6 +67,9 @@ SHAREGPT_BAD = [
     ("empty_target", {"conversations": [{"from": "human", "value": "x"}, {"from": "gpt", "value": " "}]},
      "conversations[1].value", "empty"),
     ("turn_not_object", {"conversations": ["hi"]}, "conversations[0]", "expected an object"),
+    ("gpt_only", {"conversations": [{"from": "gpt", "value": "b"}]}, "conversations", "prompt is empty"),
+    ("blank_human", {"conversations": [{"from": "human", "value": ""}, {"from": "gpt", "value": "b"}]},
+     "conversations", "prompt is empty"),
 ]
 MESSAGES_BAD = [
     ("not_a_list", {"messages": {"role": "user"}}, "messages", "expected a list of messages, got object"),
@@ -79,6 +82,12 @@ MESSAGES_BAD = [
      "messages", "no assistant turn"),
     ("empty_target", {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": ""}]},
      "messages[1].content", "empty"),
+    # an empty prompt is refused at reading in every format, as scoring would refuse it later
+    ("assistant_only", {"messages": [{"role": "assistant", "content": "b"}]}, "messages", "prompt is empty"),
+    ("blank_user", {"messages": [{"role": "user", "content": " \n"}, {"role": "assistant", "content": "b"}]},
+     "messages", "prompt is empty"),
+    ("system_only", {"messages": [{"role": "system", "content": "s"}, {"role": "assistant", "content": "b"}]},
+     "messages", "prompt is empty"),
 ]
 PROMPT_COMPLETION_BAD = [
     ("missing_completion", {"prompt": "a"}, "completion", "missing required field"),
@@ -87,6 +96,11 @@ PROMPT_COMPLETION_BAD = [
     ("completion_no_assistant", {"prompt": "a", "completion": [{"role": "user", "content": "b"}]}, "completion",
      "no assistant turn"),
     ("empty_completion", {"prompt": "a", "completion": "  "}, "completion", "empty"),
+    ("empty_prompt", {"prompt": " ", "completion": "b"}, "prompt", "prompt is empty"),
+    ("system_only_prompt", {"prompt": [{"role": "system", "content": "s"}], "completion": "b"}, "prompt",
+     "prompt is empty"),
+    ("empty_list_prompt", {"prompt": [], "completion": [{"role": "assistant", "content": "b"}]}, "prompt",
+     "prompt is empty"),
 ]
 GOOD_OF = {"sharegpt": {"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}]},
            "messages": {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]},
@@ -327,3 +341,150 @@ def test_errors_are_clear_errors_with_one_line_messages(tmp_path):
     assert "\n" not in str(e.value)
     assert e.value.errors[0].as_dict() == {"file": str(path), "line": 1, "field": "output",
                                            "message": "missing required field"}
+
+
+# --- CSV quotes: an unbalanced quote must not swallow the rows after it -----------------------------------------
+
+HEADER = "prompt,response\n"
+SWALLOWED = [  # (name, text after the header, (line, field) of the error, lines of the rows read when skipping)
+    ("never_closed", 'a,b\nc,"d\ne,f\ng,h\n', (3, "response"), [2, 4, 5]),
+    ("closed_by_a_later_cell", 'a,b\nc,"d\ne,f\ng,"h"\ni,j\n', (3, "response"), [2, 4, 5, 6]),
+    ("in_the_first_column", '"a,b\nc,d\ne,f\ng,h\n', (2, "prompt"), [3, 4, 5]),
+    ("wrong_field_count", '"a,b\nc,d\ne,f"\ng,h\n', (2, "prompt"), [3, 4, 5]),
+    ("two_stray_quotes", 'a,b\nc,"d\ne,f\ng,h"\ni,j\n', (3, "response"), [2, 6]),  # lines 3-5 read as one row
+]
+
+
+@pytest.mark.parametrize("name,body,where,kept", SWALLOWED, ids=[c[0] for c in SWALLOWED])
+def test_csv_unbalanced_quote_is_an_error_not_lost_rows(tmp_path, name, body, where, kept):
+    path = tmp_path / "q.csv"
+    path.write_text(HEADER + body, encoding="utf-8", newline="")
+    error = single_error(path)
+    assert (error.line, error.field) == where
+    assert "unbalanced quote" in error.message and '""' in error.message
+    result = read_dataset(path, skip_bad_rows=True)
+    assert [r.line for r in result.records] == kept
+
+
+def test_csv_legit_multi_line_cells_still_read(tmp_path):
+    rows = [("a", "Sure,\nhere it is, enjoy"), ("def f(a,b):\n    return g(a,b)", "code"),
+            ("x\ny", "z"), ("c", "line one\r\nline two\r\nline three"), ("q", 'he said ""hi"", twice\nok')]
+    body = "".join(",".join('"' + cell + '"' for cell in row) + "\n" for row in rows)
+    path = tmp_path / "multi.csv"
+    path.write_text(HEADER + body, encoding="utf-8", newline="")
+    records = read_dataset(path).records
+    assert [(r.prompt[0]["content"], r.response) for r in records] == [
+        (p, r.replace('""', '"')) for p, r in rows]
+    assert [r.line for r in records] == [2, 4, 6, 8, 11]
+    out = tmp_path / "back.csv"  # what our own writer writes reads back unchanged
+    write_dataset(out, read_dataset(path).spec, [r.original for r in records])
+    assert [(r.prompt, r.response) for r in read_dataset(out).records] == [(r.prompt, r.response) for r in records]
+
+
+def test_csv_malformed_quote_on_one_line_names_line_and_field(tmp_path):
+    path = tmp_path / "inner.csv"
+    path.write_text(HEADER + 'a,b\nc,"he said "hi" ok"\ne,f\n', encoding="utf-8")
+    error = single_error(path)
+    assert (error.line, error.field) == (3, "response") and "malformed quotes" in error.message
+    assert [r.line for r in read_dataset(path, skip_bad_rows=True).records] == [2, 4]
+    header = tmp_path / "header.csv"
+    header.write_text('"prompt,response\na,b\n', encoding="utf-8")
+    with pytest.raises(InputError, match="unbalanced quote") as e:
+        read_dataset(header)
+    assert e.value.line == 1
+
+
+# --- detection by majority: one stray row cannot decide the format ----------------------------------------------
+
+MSG = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+
+
+@pytest.mark.parametrize("stray_at", [1, 500, 1001])
+def test_one_stray_row_does_not_decide_the_format(tmp_path, stray_at):
+    rows = [{**GOOD, "output": f"Paris {i}"} for i in range(1000)]
+    rows.insert(stray_at - 1, MSG)
+    path = jsonl(tmp_path / "mixed.jsonl", *rows)
+    error = single_error(path)
+    assert (error.line, error.field) == (stray_at, "instruction")
+    assert "messages format" in error.message and "rows are alpaca" in error.message
+    result = read_dataset(path, skip_bad_rows=True)
+    assert result.spec.format == "alpaca" and len(result.records) == 1000
+    assert result.spec.columns == ("instruction", "input", "output")  # the majority's keys, not the stray row's
+
+
+def test_one_stray_alpaca_row_among_messages_rows(tmp_path):
+    path = jsonl(tmp_path / "m.jsonl", *([MSG] * 30 + [GOOD] + [MSG] * 30))
+    error = single_error(path)
+    assert (error.line, error.field) == (31, "messages") and "alpaca format" in error.message
+    assert len(read_dataset(path, skip_bad_rows=True).records) == 60
+
+
+def test_most_rows_of_the_file_decide_even_past_the_first_rows(tmp_path):
+    path = jsonl(tmp_path / "late.jsonl", *([MSG] * 50 + [GOOD] * 200))
+    result = read_dataset(path, skip_bad_rows=True)
+    assert result.spec.format == "alpaca" and len(result.records) == 200
+    assert [e.line for e in result.errors] == list(range(1, 51))
+
+
+def test_a_file_mixing_formats_evenly_is_refused_naming_lines(tmp_path):
+    path = jsonl(tmp_path / "even.jsonl", GOOD, MSG, GOOD, MSG)
+    with pytest.raises(InputError, match="mix dataset formats") as e:
+        read_dataset(path, skip_bad_rows=True)
+    assert "2 alpaca rows (first at line 1)" in str(e.value) and "2 messages rows (first at line 2)" in str(e.value)
+    assert len(read_dataset(path, format="messages", skip_bad_rows=True).records) == 2
+
+
+# --- encodings, line endings and paths that are not files -------------------------------------------------------
+
+ROW_TEXT = json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "output": "Lyon"}) + "\n"
+WIDE = [("utf-16", "UTF-16 with a byte-order mark"), ("utf-16-be", "UTF-16BE without a byte-order mark"),
+        ("utf-16-le", "UTF-16LE without a byte-order mark"), ("utf-32", "UTF-32 with a byte-order mark"),
+        ("utf-32-le", "UTF-32LE without a byte-order mark")]
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "json", "csv"])
+@pytest.mark.parametrize("encoding,named", WIDE, ids=[w[0] for w in WIDE])
+def test_utf16_and_utf32_files_are_named(tmp_path, ext, encoding, named):
+    text = {"jsonl": ROW_TEXT, "json": json.dumps([GOOD, GOOD]), "csv": "prompt,response\na,b\nc,d\n"}[ext]
+    path = tmp_path / f"wide.{ext}"
+    path.write_bytes(text.encode(encoding))
+    with pytest.raises(InputError) as e:
+        read_dataset(path)
+    assert e.value.file == str(path) and f"the file is {named}, not UTF-8" in e.value.message
+    assert "convert it to UTF-8" in e.value.message and "CSV" not in e.value.message
+
+
+def test_latin1_file_says_not_utf8_by_line_and_not_csv(tmp_path):
+    path = tmp_path / "latin.jsonl"
+    lines = [{"instruction": "Café, crème?", "output": "Oui"}, GOOD, {"instruction": "Zürich", "output": "ja"}]
+    path.write_bytes("\n".join(json.dumps(x, ensure_ascii=False) for x in lines).encode("latin-1") + b"\n")
+    with pytest.raises(InputErrors) as e:
+        read_dataset(path)
+    assert [x.line for x in e.value.errors] == [1, 3]
+    assert all("not UTF-8" in x.message and "Latin-1" in x.message for x in e.value.errors)
+    assert "CSV" not in str(e.value)
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "csv"])
+def test_cr_only_line_endings(tmp_path, ext):
+    path = tmp_path / f"mac.{ext}"
+    rows = [json.dumps(GOOD), json.dumps({**GOOD, "output": "Lyon"}), json.dumps({**GOOD, "output": "Nice"})]
+    if ext == "csv":
+        rows = ["instruction,input,output", "a,,Paris", "b,,Lyon", "c,,Nice"]
+    path.write_bytes("\r".join(rows).encode() + b"\r")
+    records = read_dataset(path).records
+    assert [r.response for r in records] == ["Paris", "Lyon", "Nice"]
+    assert [r.line for r in records] == ([1, 2, 3] if ext == "jsonl" else [2, 3, 4])
+
+
+def test_a_directory_or_a_device_is_named_as_such(tmp_path):
+    folder = tmp_path / "data.jsonl"
+    folder.mkdir()
+    with pytest.raises(InputError, match="it is a directory, not a dataset file"):
+        read_dataset(folder)
+    from clear_core.formats.files import check_file
+
+    with pytest.raises(InputError, match="it is a character device"):
+        check_file("/dev/null")
+    with pytest.raises(InputError, match="no such file"):
+        check_file(str(tmp_path / "missing.csv"))

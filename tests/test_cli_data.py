@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -154,3 +156,58 @@ def test_a_workspace_held_by_another_process_exits_2_with_the_lock_message(tmp_p
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
+
+
+def test_ingest_of_a_csv_with_an_unbalanced_quote_names_file_line_and_field(tmp_path, capsys):
+    src = tmp_path / "quote.csv"
+    src.write_text('prompt,response\na,b\nc,"d\ne,f\ng,h\n', encoding="utf-8")  # 4 rows; row 2 never closes
+    code, out, err = run(capsys, "ingest", src, "--workspace", tmp_path / "ws.duckdb")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert f"{src}:3: field 'response': unbalanced quote" in err
+    code, out, err = run(capsys, "ingest", src, "--skip-bad-rows", "--workspace", tmp_path / "ws.duckdb")
+    assert code == 0 and "imported 3 rows" in out and "1 bad rows skipped" in out
+    assert err.startswith(f"skipped {src}:3:")
+
+
+def test_skip_bad_rows_keeps_the_majority_format(tmp_path, capsys):
+    src = tmp_path / "mixed.jsonl"
+    rows = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]
+    rows += [{"instruction": f"Question {i}", "input": "", "output": "yes"} for i in range(1000)]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    code, out, err = run(capsys, "ingest", src, "--skip-bad-rows", "--workspace", tmp_path / "ws.duckdb")
+    assert code == 0 and "imported 1000 rows" in out and "(alpaca, jsonl, 1 bad rows skipped)" in out
+    assert err.strip().splitlines() == [(f"skipped {src}:1: field 'instruction': missing required field; the row is "
+                                         "in the messages format, the file's rows are alpaca")]
+
+
+def test_ingest_of_a_directory_or_a_device_says_so(tmp_path, capsys):
+    ws = tmp_path / "ws.duckdb"
+    code, _, err = run(capsys, "ingest", tmp_path, "--workspace", ws)
+    assert code == 2 and "it is a directory" in err and "no such file" not in err
+    code, _, err = run(capsys, "ingest", "/dev/null", "--workspace", ws)
+    assert code == 2 and "it is a character device" in err and "no such file" not in err
+    assert not ws.exists()
+
+
+def test_export_to_a_directory_exits_2_with_one_line(tmp_path, capsys):
+    ws = tmp_path / "ws.duckdb"
+    run(capsys, "ingest", EXAMPLES / "alpaca.jsonl", "--workspace", ws)
+    (tmp_path / "out").mkdir()
+    code, out, err = run(capsys, "export", "alpaca", "--to", tmp_path / "out", "--workspace", ws)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"error: cannot write {tmp_path / 'out'}: it is a directory")
+    assert os.listdir(tmp_path / "out") == []
+
+
+def test_export_files_follow_the_umask(tmp_path, capsys):
+    ws = tmp_path / "ws.duckdb"
+    run(capsys, "ingest", EXAMPLES / "alpaca.jsonl", "--workspace", ws)
+    old = os.umask(0o022)
+    try:
+        code, _, _ = run(capsys, "export", "alpaca", "--to", tmp_path / "o.csv", "--format", "csv", "--workspace", ws)
+    finally:
+        os.umask(old)
+    assert code == 0
+    for name in ("o.csv", "o.csv.manifest.json"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]

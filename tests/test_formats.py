@@ -8,13 +8,18 @@ import importlib.util
 import json
 import os
 import re
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from clear_core.errors import InputError, InputErrors, UnknownNameError
+from clear_core.errors import ClearError, InputError, InputErrors, UnknownNameError
 from clear_core.formats import (FormatSpec, apply_response, detect, prompt_text, read_dataset, record_columns,
                                 write_dataset)
 
@@ -283,6 +288,48 @@ def test_write_is_atomic(tmp_path):
     assert os.listdir(tmp_path) == ["keep.jsonl"]  # no temp file left behind
     with pytest.raises(UnknownNameError, match="valid: jsonl, json, csv, parquet"):
         write_dataset(out, "xlsx", ['{"a": 1}'])
+
+
+def test_a_temp_left_by_a_killed_write_is_removed_by_the_next_write(tmp_path):
+    out = tmp_path / "out.jsonl"
+    # A write killed by SIGKILL mid-file: no cleanup runs, its temp stays behind.
+    killed = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import os, signal
+        from clear_core.formats import write_dataset
+
+        class Row(str):  # the process is killed while the rows are being written
+            def __add__(self, other):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        write_dataset({str(out)!r}, "jsonl", ['{{"a": 1}}', Row('{{"a": 2}}')])
+        """)], check=False, cwd=ROOT)
+    assert killed.returncode == -signal.SIGKILL
+    left = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+    assert len(left) == 1 and left[0].startswith(".out.jsonl.") and not out.exists()
+    live = tmp_path / f".out.jsonl.{os.getpid()}.00ff.tmp"  # a write under way in a live process is left alone
+    live.write_text("")
+    write_dataset(out, "jsonl", ['{"a": 1}'])
+    assert out.read_text(encoding="utf-8") == '{"a": 1}\n'
+    assert sorted(os.listdir(tmp_path)) == sorted(["out.jsonl", live.name])
+
+
+@pytest.mark.parametrize("file_type", ["jsonl", "json", "csv", "parquet"])
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)], ids=["022", "077", "002"])
+def test_written_files_follow_the_umask(tmp_path, file_type, umask, mode):
+    old = os.umask(umask)
+    try:
+        write_dataset(tmp_path / f"o.{file_type}", file_type, ['{"a": 1}'])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / f"o.{file_type}").st_mode) == mode
+
+
+def test_writing_to_a_directory_or_a_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ClearError, match="it is a directory"):
+        write_dataset(tmp_path, "jsonl", ['{"a": 1}'])
+    with pytest.raises(ClearError, match="does not exist"):
+        write_dataset(tmp_path / "no" / "o.jsonl", "jsonl", ['{"a": 1}'])
+    assert os.listdir(tmp_path) == []
 
 
 def test_row_ids(tmp_path):

@@ -7,9 +7,11 @@ import sys
 import time
 
 from ..errors import ClearError
+from ..formats.spec import FILE_TYPES, FORMATS
 from ..names import EXPORT_VARIANTS
 
-INGEST_FORMATS = ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "columns")
+INGEST_FORMATS = ("auto",) + FORMATS
+EXPORT_FILE_TYPES = ("same",) + FILE_TYPES
 
 
 def register(subparsers, default_workspace: str) -> None:
@@ -35,7 +37,7 @@ def register(subparsers, default_workspace: str) -> None:
     p = subparsers.add_parser("export", help="write a dataset out: curated (decisions applied) or all rows + scores")
     p.add_argument("dataset", metavar="NAME")
     p.add_argument("--to", required=True, metavar="PATH", help="output file; the manifest goes to PATH.manifest.json")
-    p.add_argument("--format", default="same", choices=("same", "jsonl", "json", "csv", "parquet"),
+    p.add_argument("--format", default="same", choices=EXPORT_FILE_TYPES,
                    help="file type (default: the input's own)")
     p.add_argument("--variant", default="curated", choices=EXPORT_VARIANTS,
                    help="curated rows only, or all rows with clear_* score and decision columns")
@@ -68,9 +70,9 @@ def _mapping(args) -> dict | None:
 
 def ingest(args) -> int:
     from ..formats import read_dataset
+    from ..formats.files import check_file
 
-    if not os.path.isfile(args.file):
-        raise ClearError(f"{args.file}: no such file")
+    check_file(args.file)  # before the workspace is opened: a folder or a device is named as such
     mapping = _mapping(args)
     fmt = "columns" if mapping is not None else args.format
     name = args.name or os.path.splitext(os.path.basename(args.file))[0]
@@ -135,11 +137,10 @@ def datasets(args) -> int:
 
 
 def export(args) -> int:
+    from ..atomic import check_target
     from ..export import export_dataset, manifest_path
 
-    folder = os.path.dirname(os.path.abspath(args.to))
-    if not os.path.isdir(folder):
-        raise ClearError(f"cannot write {args.to}: folder {folder} does not exist")
+    check_target(args.to)  # before the export's work: a folder, or a path in a missing folder
     t0 = time.perf_counter()
     with _open(args.workspace, must_exist=True) as ws:
         manifest = export_dataset(ws, args.dataset, args.to, fmt=args.format, variant=args.variant,

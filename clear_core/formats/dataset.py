@@ -44,25 +44,32 @@ def detect(path: str, format: str = "auto", mapping: dict | None = None) -> Form
     return _spec(str(path), loaded, format, mapping)
 
 
-def _spec(path: str, loaded: Loaded, format: str, mapping: dict | None) -> FormatSpec:
+def _spec(path: str, loaded: Loaded, format: str, mapping: dict | None,
+          window: int | None = DETECT_ROWS) -> FormatSpec:
+    """The spec of the loaded rows, from the first `window` of them (all when None, or when none of those is an
+    object)."""
     if format not in FORMATS and format != "auto":
         raise UnknownNameError("format", format, ("auto",) + FORMATS)
-    first = next(((line, obj) for line, obj in zip(loaded.lines, loaded.objs) if isinstance(obj, dict)), None)
-    if first is None:
+    dicts = [(line, obj) for line, obj in zip(loaded.lines[:window], loaded.objs[:window]) if isinstance(obj, dict)]
+    if not dicts and window is not None:
+        dicts = [next(((line, obj) for line, obj in zip(loaded.lines, loaded.objs) if isinstance(obj, dict)), None)]
+        dicts = [d for d in dicts if d is not None]
+    if not dicts:
         errors = loaded.errors + [InputError(path, line, None, f"expected a JSON object, got {type_name(obj)}")
                                   for line, obj in zip(loaded.lines, loaded.objs)]
         if errors:
             raise InputErrors(sorted(errors, key=lambda e: e.line or 0))
         raise InputError(path, None, None, "the file has no rows")
-    line, obj = first
     # The keys of the first rows together: one row missing a field should not hide the format of the file.
-    keys = set().union(*(o for o in loaded.objs[:DETECT_ROWS] if isinstance(o, dict)))
-    cols = loaded.columns or tuple(obj)
+    keys = set().union(*(o for _, o in dicts))
     if format == "auto":
-        format = "columns" if mapping else _guess(keys, cols)
+        format = "columns" if mapping else _guess(path, dicts, keys, loaded.columns or tuple(dicts[0][1]))
     elif format != "columns" and not REGISTRY[format].matches(keys):
-        raise InputError(path, line, None, f"rows of format '{format}' need {REGISTRY[format].needs}; "
+        raise InputError(path, dicts[0][0], None, f"rows of format '{format}' need {REGISTRY[format].needs}; "
                          f"the rows have {sorted(keys)}")
+    # JSON(L) rows have no header: the column order is that of the first row of the file's format
+    line, obj = next(((l, o) for l, o in dicts if row_format(o) == format), dicts[0])
+    cols = loaded.columns if loaded.file_type in ("csv", "parquet") else tuple(obj)
     if format == "columns":
         mapping = mapping or columns.auto_mapping(cols)
         if mapping is None:
@@ -77,9 +84,26 @@ def _spec(path: str, loaded: Loaded, format: str, mapping: dict | None) -> Forma
     return FormatSpec(loaded.file_type, format, None, tuple(cols))
 
 
-def _guess(keys: set[str], cols: tuple[str, ...]) -> str:
-    """The format whose keys the rows have; failing that, one whose main key is there (so that the rows then
-    report the field they lack), else "columns"."""
+def row_format(obj: dict) -> str | None:
+    """The format one row's keys say, or None when they fit none."""
+    keys = obj.keys()
+    found = next((f for f in DETECT_ORDER if REGISTRY[f].matches(keys)), None)
+    return found or ("columns" if columns.auto_mapping(tuple(keys)) else None)
+
+
+def _guess(path: str, dicts: list[tuple[int, dict]], keys: set[str], cols: tuple[str, ...]) -> str:
+    """The format most of the first rows have, so that one stray row cannot decide it (the others then report
+    their lines as bad rows); a tie is refused. When no row fits any format: one whose main key is there (so
+    that the rows then report the field they lack), else "columns"."""
+    votes = Counter(f for f in map(row_format, (o for _, o in dicts)) if f)
+    ranked = votes.most_common(2)
+    if len(ranked) == 2 and ranked[0][1] == ranked[1][1]:
+        shown = ", ".join(f"{n} {f} rows (first at line {next(l for l, o in dicts if row_format(o) == f)})"
+                          for f, n in ranked)
+        raise InputError(path, None, None, f"the first {len(dicts)} rows mix dataset formats as often: {shown}; "
+                         "choose one with --format")
+    if ranked:
+        return ranked[0][0]
     found = next((f for f in DETECT_ORDER if REGISTRY[f].matches(keys)), None)
     if found is None and columns.auto_mapping(cols) is None:
         found = "alpaca" if "instruction" in keys else "prompt_completion" if "prompt" in keys else None
@@ -101,7 +125,12 @@ def read_dataset(path: str, format: str = "auto", mapping: dict | None = None,
     try:
         loaded = load(path)
         spec = _spec(path, loaded, format, mapping)
-        records, errors = _records(path, loaded, spec)
+        records, errors, others = _records(path, loaded, spec)
+        other, n = (others.most_common(1) or [(None, 0)])[0]
+        if format == "auto" and mapping is None and n > len(records):
+            # most rows of the file are of another format than most of its first rows: the file decides
+            spec = _spec(path, loaded, other, None, window=None)
+            records, errors, _ = _records(path, loaded, spec)
     finally:
         if was_enabled:
             gc.enable()
@@ -113,11 +142,12 @@ def read_dataset(path: str, format: str = "auto", mapping: dict | None = None,
     return ReadResult(path, spec, records, errors, loaded.sha256)
 
 
-def _records(path: str, loaded: Loaded, spec: FormatSpec) -> tuple[list[Record], list[InputError]]:
+def _records(path: str, loaded: Loaded, spec: FormatSpec) -> tuple[list[Record], list[InputError], Counter]:
+    """The good rows as Records, an InputError per bad row, and how many bad rows are of which other format."""
     parse, mapping = REGISTRY[spec.format].parse, spec.mapping
     nested = NESTED.get(spec.format, ()) if spec.file_type == "csv" else ()
     id_key = (mapping or {}).get("id", "id")
-    lines, own_ids, prompts, responses, originals, errors = [], [], [], [], [], []
+    lines, own_ids, prompts, responses, originals, errors, others = [], [], [], [], [], [], Counter()
     texts = loaded.texts if loaded.texts is not None else repeat(None)
     for line, obj, text in zip(loaded.lines, loaded.objs, texts):
         if type(obj) is not dict:
@@ -126,7 +156,12 @@ def _records(path: str, loaded: Loaded, spec: FormatSpec) -> tuple[list[Record],
         try:
             prompt, response = parse(_json_cells(obj, nested)[0] if nested else obj, mapping)
         except RowError as e:
-            errors.append(InputError(path, line, e.field, e.message))
+            other = row_format(obj)
+            note = ""
+            if other != spec.format and other in DETECT_ORDER:
+                others[other] += 1
+                note = f"; the row is in the {other} format, the file's rows are {spec.format}"
+            errors.append(InputError(path, line, e.field, e.message + note))
             continue
         if text is None:
             text = dump_json(obj)
@@ -140,7 +175,7 @@ def _records(path: str, loaded: Loaded, spec: FormatSpec) -> tuple[list[Record],
         responses.append(response)
         originals.append(text)
     ids = _row_ids(own_ids, originals)
-    return list(map(Record, lines, ids, prompts, responses, originals)), errors
+    return list(map(Record, lines, ids, prompts, responses, originals)), errors, others
 
 
 def _json_cells(obj: dict, keys: tuple[str, ...]) -> tuple[dict, list[str]]:

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from .sharegpt import last_assistant
-from .spec import ROLES, RowError, message, require_response, type_name
+from .spec import ROLES, RowError, message, require_prompt, require_response, type_name
 
 MESSAGES = "messages"
 PROMPT_COMPLETION = "prompt_completion"
@@ -49,7 +49,8 @@ def parse_messages(obj: dict, mapping: dict | None = None) -> tuple[tuple[dict, 
         raise RowError(MESSAGES, "missing required field")
     msgs = message_list(obj[MESSAGES], MESSAGES)
     target = last_assistant(msgs, MESSAGES)
-    return tuple(msgs[:target]), require_response(msgs[target]["content"], f"{MESSAGES}[{target}].content")
+    response = require_response(msgs[target]["content"], f"{MESSAGES}[{target}].content")
+    return require_prompt(msgs[:target], MESSAGES), response
 
 
 def replace_messages(obj: dict, mapping: dict | None, text: str) -> dict:
@@ -69,16 +70,14 @@ def parse_prompt_completion(obj: dict, mapping: dict | None = None) -> tuple[tup
         msgs = message_list(prompt, "prompt")
     else:
         raise RowError("prompt", f"expected a string or a list of messages, got {type_name(prompt)}")
-    if not any(m["content"].strip() for m in msgs):
-        raise RowError("prompt", "the prompt is empty")
     if isinstance(completion, str):
-        return tuple(msgs), require_response(completion, "completion")
+        return require_prompt(msgs, "prompt"), require_response(completion, "completion")
     if not isinstance(completion, list):
         raise RowError("completion", f"expected a string or a list of messages, got {type_name(completion)}")
     done = message_list(completion, "completion")
     target = last_assistant(done, "completion")
     response = require_response(done[target]["content"], f"completion[{target}].content")
-    return tuple(msgs + done[:target]), response
+    return require_prompt(msgs + done[:target], "prompt"), response
 
 
 def replace_prompt_completion(obj: dict, mapping: dict | None, text: str) -> dict:

@@ -6,7 +6,7 @@ the prompt is every turn before it.
 
 from __future__ import annotations
 
-from .spec import RowError, message, require_response, require_str, type_name
+from .spec import RowError, message, require_prompt, require_response, require_str, type_name
 
 NAME = "sharegpt"
 KEY = "conversations"
@@ -54,7 +54,7 @@ def parse(obj: dict, mapping: dict | None = None) -> tuple[tuple[dict, ...], str
         prompt.insert(0, message("system", system))
     elif system is not None and not isinstance(system, str):
         raise RowError("system", f"expected a string, got {type_name(system)}")
-    return tuple(prompt), response
+    return require_prompt(prompt, KEY), response
 
 
 def replace(obj: dict, mapping: dict | None, text: str) -> dict:

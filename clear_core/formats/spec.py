@@ -93,6 +93,14 @@ def require_response(text: str, name: str) -> str:
     return text
 
 
+def require_prompt(prompt: Sequence[dict], name: str) -> tuple[dict, ...]:
+    """The prompt must hold a user turn that says something: the score asks how good the response is to it.
+    Every format applies this rule at reading, so a row is never accepted and then refused by scoring."""
+    if not any(m["role"] == "user" and m["content"].strip() for m in prompt):
+        raise RowError(name, "the prompt is empty (no user turn with text before the response)")
+    return tuple(prompt)
+
+
 def message(role: str, content: str) -> dict:
     return {"role": role, "content": content}
 

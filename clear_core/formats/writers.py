@@ -1,4 +1,5 @@
-"""Writing rows back out as JSONL, JSON, CSV or Parquet, atomically (a temp file in the same folder, then os.replace).
+"""Writing rows back out as JSONL, JSON, CSV or Parquet, atomically (clear_core.atomic: a temp file in the same
+folder, renamed over the target once complete).
 
 Rows arrive as their `original` text (a JSONL line or canonical JSON of the record). JSONL and JSON writes pass
 the text through untouched, so an untouched JSONL row comes out byte for byte as it came in; CSV and Parquet parse
@@ -9,37 +10,17 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import tempfile
-from contextlib import contextmanager
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
+from ..atomic import atomic_open, atomic_path
 from .spec import SURROGATE, dump_json, plain
 
 
-@contextmanager
-def atomic_path(path: str) -> Iterator[str]:
-    """A temp path next to `path`; renamed over `path` only when the block finishes without an error."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _write_text(path: str, chunks: Iterable[str]) -> None:
-    with atomic_path(path) as tmp:
-        # "replace" only matters for lone surrogates taken from escaped JSON into a CSV cell; UTF-8 cannot hold them.
-        with open(tmp, "w", encoding="utf-8", errors="replace", newline="") as f:
-            f.writelines(chunks)
-            f.flush()
-            os.fsync(f.fileno())
+    # "replace" only matters for lone surrogates taken from escaped JSON into a CSV cell; UTF-8 cannot hold them.
+    with atomic_open(path, errors="replace", newline="") as f:
+        f.writelines(chunks)
 
 
 def extra_values(n: int, extra_columns: dict[str, list] | None) -> dict[str, list]:
@@ -139,13 +120,10 @@ def write_csv(path: str, originals: Sequence[str], extra_columns: dict[str, list
               columns: Sequence[str] = ()) -> None:
     data = table_columns(originals, extra_columns, columns)
     cells = [[v if type(v) is str else cell(v) for v in values] for values in data.values()]
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", errors="replace", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(list(data))
-            writer.writerows(zip(*cells))
-            f.flush()
-            os.fsync(f.fileno())
+    with atomic_open(path, errors="replace", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(list(data))
+        writer.writerows(zip(*cells))
 
 
 def write_parquet(path: str, originals: Sequence[str], extra_columns: dict[str, list] | None = None,
