@@ -539,7 +539,8 @@ def test_the_band_rule_and_its_sql_twin_agree_on_every_value(ws, tmp_path, t_dro
 
     expected = list(filtering.bands(conf, Thresholds(t_drop=t_drop, t_keep=t_keep)))
     twin = dict(cur.execute(f"SELECT row_idx, {band_sql('value')} FROM scores WHERE run_id = $run", params).fetchall())
-    assert [twin[r] for r in range(n - 1)] == expected
+    assert [twin[r] for r in range(n - 1)] == filtering.band_codes(conf, t_drop, t_keep).tolist()
+    assert [filtering.BANDS[twin[r]] for r in range(n - 1)] == expected
     assert expected[3] == expected[4] == "review"
     for band in filtering.BANDS + ("flagged",):
         members = [r for r, b in enumerate(expected) if b == band or (band == "flagged" and b != "keep")]

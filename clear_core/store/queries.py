@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UnknownNameError
-from ..filtering import KEEP, band_codes
+from ..filtering import DROP, KEEP, REVIEW, band_codes
 from ..names import ACTIONS
 from .db import arrow, first
 from .views import CURRENT_DECISIONS, DECIDED, LATEST_PROPOSALS, band_sql, current_sql, latest_proposals_sql
@@ -96,9 +96,9 @@ def _band_arrays(cur, run_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _band_counts_sql(cur, run_id: int, t_drop: float, t_keep: float, eta: float) -> dict:
     """band_counts in one query."""
     row = first(cur.execute(f"""
-        SELECT count(*) FILTER (WHERE band = 'keep'), count(*) FILTER (WHERE band = 'review'),
-               count(*) FILTER (WHERE band = 'drop'),
-               count(*) FILTER (WHERE band <> 'keep' AND row_idx IN ({_CONFIDENT_LATEST})),
+        SELECT count(*) FILTER (WHERE band = {KEEP}), count(*) FILTER (WHERE band = {REVIEW}),
+               count(*) FILTER (WHERE band = {DROP}),
+               count(*) FILTER (WHERE band <> {KEEP} AND row_idx IN ({_CONFIDENT_LATEST})),
                count(*)
         FROM (SELECT row_idx, value, {band_sql("value")} AS band FROM scores
               WHERE run_id = $run AND signal = 'confidence')""",
@@ -137,10 +137,10 @@ def quantile(cur, run_id: int, signal: str, q):
 # examples), by the one band rule; "unscored" are the rows without a number, whether they have an entry or not.
 _BANDS = {
     None: "TRUE", "all": "TRUE",
-    "keep": f"c.row_idx IS NOT NULL AND {band_sql('c.value')} = 'keep'",
-    "review": f"c.row_idx IS NOT NULL AND {band_sql('c.value')} = 'review'",
-    "drop": f"c.row_idx IS NOT NULL AND {band_sql('c.value')} = 'drop'",
-    "flagged": f"c.row_idx IS NOT NULL AND {band_sql('c.value')} <> 'keep'",  # review + drop
+    "keep": f"c.row_idx IS NOT NULL AND {band_sql('c.value')} = {KEEP}",
+    "review": f"c.row_idx IS NOT NULL AND {band_sql('c.value')} = {REVIEW}",
+    "drop": f"c.row_idx IS NOT NULL AND {band_sql('c.value')} = {DROP}",
+    "flagged": f"c.row_idx IS NOT NULL AND {band_sql('c.value')} <> {KEEP}",  # review + drop
     "unscored": "(c.value IS NULL OR isnan(c.value))",
 }
 _SCORED_BANDS = ("keep", "review", "drop", "flagged")  # bands that only hold rows with a confidence
@@ -288,7 +288,7 @@ def review_progress(cur, dataset_id: int, run_id: int | None, t_keep: float) -> 
     row = first(cur.execute(f"""
         WITH d AS ({DECIDED}),
              f AS (SELECT row_idx FROM scores WHERE run_id = $run AND signal = 'confidence'
-                     AND {band_sql("value")} <> 'keep'
+                     AND {band_sql("value")} <> {KEEP}
                      AND row_idx >= 0 AND row_idx < $n_rows)
         SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM f),
                (SELECT count(*) FROM f WHERE row_idx IN (SELECT row_idx FROM d)), $n_rows""",

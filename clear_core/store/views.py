@@ -6,6 +6,8 @@ Each is a fixed text (or built from fixed texts); values are bound parameters. B
 
 from __future__ import annotations
 
+from ..filtering import DROP, KEEP, REVIEW
+
 IN_ROWS = "AND row_idx IN (SELECT unnest($rows::INTEGER[]))"  # restricts a view to the rows bound as $rows
 
 
@@ -45,11 +47,12 @@ LATEST_PROPOSALS = latest_proposals_sql()
 
 
 def band_sql(value: str) -> str:
-    """The band of a confidence column under $t_drop / $t_keep: the SQL twin of `filtering.band_codes`.
+    """The band code (filtering.KEEP / REVIEW / DROP) of a confidence column under $t_drop / $t_keep: the SQL twin
+    of `filtering.band_codes`, integers because they compare faster than text.
 
     keep (>= t_keep), drop (< t_drop), review otherwise, NaN and NULL included (DuckDB orders NaN above every
     number, so keep excludes it explicitly; pandas reads NULL back as NaN, so both must share a band).
     value: a fixed column name.
     """
-    return (f"CASE WHEN {value} >= $t_keep AND NOT isnan({value}) THEN 'keep' WHEN {value} < $t_drop THEN 'drop' "
-            "ELSE 'review' END")
+    return (f"CASE WHEN {value} >= $t_keep AND NOT isnan({value}) THEN {KEEP} WHEN {value} < $t_drop THEN {DROP} "
+            f"ELSE {REVIEW} END")
