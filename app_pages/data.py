@@ -9,8 +9,9 @@ import streamlit as st
 
 from clear_core import formats
 from clear_core.config import PRESETS, preset_config
-from clear_core.errors import InputError, InputErrors
-from ui import jobs, state, widgets
+from clear_core.errors import ClearError, InputError, InputErrors
+from ui import jobs, paths, state, widgets
+from ui.widgets import literal
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_data" / "demo.jsonl"
@@ -56,7 +57,11 @@ def source_file() -> str | None:
         return None
     folder = Path(s["workspace_path"]).expanduser().resolve().parent / "uploads"
     folder.mkdir(exist_ok=True)
-    target = folder / Path(up.name).name
+    try:
+        target = paths.inside(folder, Path(up.name).name)  # a browser's file name may be "..", or empty
+    except ClearError as exc:
+        st.error(literal(exc))
+        return None
     data = up.getvalue()
     if not target.exists() or target.read_bytes() != data:
         target.write_bytes(data)
@@ -66,8 +71,10 @@ def source_file() -> str | None:
 def mapping_inputs(spec) -> tuple | None:
     """Column mapping for the 'columns' format: which column (or "{col}" template) is the prompt, the response..."""
     current = dict(spec.mapping or {}) if spec is not None else {}
-    cols = ", ".join(spec.columns) if spec is not None and spec.columns else "?"
-    st.caption(f"Columns in the file: `{cols}`. The prompt may be a template such as `{{question}}\\n{{context}}`.")
+    names = spec.columns if spec is not None and spec.columns else ["?"]
+    cols = " ".join(f"<code>{literal(c)}</code>" for c in names)  # a code span would show references as typed
+    st.caption(f"Columns in the file: {cols}. The prompt may be a template such as `{{question}}\\n{{context}}`.",
+               unsafe_allow_html=True)
     out = {}
     for col, field in zip(st.columns(4), ("prompt", "response", "system", "id")):
         value = col.text_input(field.capitalize() + (" *" if field in ("prompt", "response") else ""),
@@ -89,7 +96,7 @@ def load_section() -> None:
         spec = formats.detect(path, format=fmt)
     except InputError as exc:
         if fmt != "columns":
-            st.error(str(exc))
+            st.error(literal(exc))
             return
     mapping = None
     if fmt == "columns" or (spec is not None and spec.format == "columns"):
@@ -100,12 +107,13 @@ def load_section() -> None:
     try:
         result = read(path, Path(path).stat().st_mtime, fmt, mapping, skip)
     except InputErrors as exc:
-        st.error(f"{len(exc.errors):,} bad row(s) in {Path(path).name}: fix them, or tick “Skip bad rows”.")
+        st.error(f"{len(exc.errors):,} bad row(s) in {literal(Path(path).name)}: fix them, or tick “Skip bad rows”.")
         widgets.input_errors(exc.errors)
         return
     spec = result.spec
-    st.markdown(f"**Detected:** `{spec.file_type}` · `{spec.format}` · {len(result.records):,} rows"
-                + (f" · mapping `{spec.mapping}`" if spec.mapping else ""))
+    mapped = "".join(f" · {k} <code>{literal(v)}</code>" for k, v in (spec.mapping or {}).items())
+    st.markdown(f"**Detected:** `{spec.file_type}` · `{spec.format}` · {len(result.records):,} rows{mapped}",
+                unsafe_allow_html=True)
     if result.errors:
         st.warning(f"{len(result.errors):,} bad row(s) will be skipped:")
         widgets.input_errors(result.errors)
@@ -116,15 +124,19 @@ def load_section() -> None:
     name = c1.text_input("Dataset name", value=Path(path).stem, key=f"name_{Path(path).name}")
     if c2.button("Import", type="primary", icon=":material/download_done:", disabled=not result.records,
                  key="import"):
-        with st.spinner("Importing…"):
-            info = state.ws().add_dataset(name.strip(), result)
-        st.toast(f"Imported {info.n_rows:,} rows as '{info.name}'", icon=":material/check_circle:")
+        try:
+            with st.spinner("Importing…"):
+                info = state.ws().add_dataset(name.strip(), result)
+        except ClearError as exc:  # a name in use: say so and keep the page
+            st.error(literal(exc), icon=":material/error:")
+            return
+        st.toast(f"Imported {info.n_rows:,} rows as “{literal(info.name)}”", icon=":material/check_circle:")
         state.select(dataset=info.name)
         st.rerun()
 
 
 def score_section(ds) -> None:
-    st.subheader(f"2 · Score “{ds.name}”")
+    st.subheader(f"2 · Score “{literal(ds.name)}”")
     c1, c2 = st.columns([3, 2])
     choice = c1.selectbox("Model", list(MODELS), format_func=MODELS.get, key="model_pick")
     model = choice
@@ -148,7 +160,7 @@ def score_section(ds) -> None:
     for r in (run, latest_correct):
         if r is not None and r.status != "done" and not busy:
             st.warning(f"{r.kind.capitalize()} run #{r.id} is {r.status} at {r.n_done:,} / {r.n_total:,} rows"
-                       + (f": {r.message}" if r.message else "") + ".")
+                       + (f": {literal(r.message)}" if r.message else "") + ".")
             if st.button(f"Resume run #{r.id}", icon=":material/replay:", key=f"resume_{r.id}"):
                 jobs.resume(s["workspace_path"], ds.name, r)
                 st.rerun()
@@ -164,7 +176,7 @@ def live_progress(job) -> None:
             return
         if current.alive:
             what = "Scoring" if current.kind == "score" else "Auto-Correct"
-            st.markdown(f"**{what} “{current.dataset}”** · {current.phase}"
+            st.markdown(f"**{what} “{literal(current.dataset)}”** · {current.phase}"
                         + (f" · run #{current.run_id}" if current.run_id else ""))
             widgets.run_progress(current.progress, current.phase)
             st.button("Stop", icon=":material/stop:", on_click=current.cancel.set, key="stop_job")
@@ -177,12 +189,12 @@ def live_progress(job) -> None:
             s["_seen_job"] = id(current)
             st.rerun(scope="app")
         if current.phase == "done":
-            st.success(f"{current.kind.capitalize()} run #{current.run_id} on “{current.dataset}” finished.",
+            st.success(f"{current.kind.capitalize()} run #{current.run_id} on “{literal(current.dataset)}” finished.",
                        icon=":material/check_circle:")
         elif current.phase == "stopped":
-            st.info(current.message, icon=":material/pause_circle:")
+            st.info(literal(current.message), icon=":material/pause_circle:")
         else:
-            st.error(f"The {current.kind} run failed: {current.message}")
+            st.error(f"The {current.kind} run failed: {literal(current.message)}")
             if current.details:
                 with st.expander("Details"):
                     st.code(current.details, language=None)
@@ -217,7 +229,7 @@ with st.expander("1 · Load a dataset", expanded=state.dataset() is None, icon="
     load_section()
 ds = state.dataset()
 if ds is not None:
-    st.caption(f"“{ds.name}”: {ds.n_rows:,} rows · {ds.spec.file_type} / {ds.spec.format} · "
-               f"from `{ds.source_path}`")
+    st.caption(f"“{literal(ds.name)}”: {ds.n_rows:,} rows · {ds.spec.file_type} / {ds.spec.format} · "
+               f"from <code>{literal(ds.source_path)}</code>", unsafe_allow_html=True)
     score_section(ds)
     correct_section(ds)

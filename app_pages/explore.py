@@ -97,7 +97,7 @@ ds, run = state.dataset(), state.run()
 if ds is None:
     state.stop_with_hint("No dataset yet: load one on **Data & Scoring**.")
 if run is None:
-    state.stop_with_hint(f"“{ds.name}” is not scored yet: start a run on **Data & Scoring**.")
+    state.stop_with_hint(f"“{widgets.literal(ds.name)}” is not scored yet: start a run on **Data & Scoring**.")
 s.setdefault("eta", 0.8)
 thr = state.thresholds(run.id)
 if thr is None:

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from clear_core.errors import ClearError
 from clear_core.export import export_counts
 from clear_core.names import EXPORT_VARIANTS
-from ui import state
+from ui import paths, state
+from ui.widgets import literal
 
 FORMATS = {"same": "Same as the input", "jsonl": "JSONL", "parquet": "Parquet", "csv": "CSV"}
 VARIANT_LABELS = {"curated": "Curated rows only", "all": "All rows + score and decision columns"}
@@ -19,8 +21,9 @@ s = st.session_state
 
 
 def file_name(ds, fmt: str, variant: str) -> str:
+    """From the name's slug, never from the name itself: a name may hold '/', '..' or an absolute path."""
     suffix = SUFFIX.get(ds.spec.file_type if fmt == "same" else fmt, ".jsonl")
-    return f"{ds.name}.{variant}{suffix}"
+    return f"{paths.slug(ds.name, ds.id)}.{variant}{suffix}"
 
 
 def write(ds, run, path: str, fmt: str, variant: str, thr) -> dict:
@@ -60,20 +63,28 @@ if st.button("Prepare the file", type="primary", icon=":material/build:", key="x
     with st.spinner("Writing…"), tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / file_name(ds, fmt, variant)
         manifest = write(ds, run, str(out), fmt, variant, thr)
-        s["x_file"] = ((ds.name, fmt, variant), out.name, out.read_bytes(), manifest)
-if s.get("x_file") and s["x_file"][0] == (ds.name, fmt, variant):
+        s["x_file"] = ((ds.id, fmt, variant), out.name, out.read_bytes(), manifest)
+if s.get("x_file") and s["x_file"][0] == (ds.id, fmt, variant):
     _, name, data, manifest = s["x_file"]
-    st.download_button(f"Download {name} ({len(data) / 1024:,.1f} KiB)", data, file_name=name,
+    st.download_button(f"Download {literal(name)} ({len(data) / 1024:,.1f} KiB)", data, file_name=name,
                        icon=":material/download:", key="x_download", on_click="ignore")
     with st.expander("Manifest", expanded=True):
         st.code(json.dumps(manifest, indent=2, default=str), language="json")
 
-st.subheader("Write to a path")
+st.subheader("Write to the export folder")
+folder = Path(s["workspace_path"]).expanduser().resolve().parent / "exports"
+st.caption(f"Files go into {literal(folder)}; a name such as `v2/data.jsonl` makes the sub-folder.")
 c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
-default = str(Path(s["workspace_path"]).expanduser().resolve().parent / "exports" / file_name(ds, fmt, variant))
-target = c1.text_input("Path on this machine", value=default, key=f"x_path_{fmt}_{variant}")
+# A file name inside the folder, never a free path: the app may serve a team, and a browser must not choose where
+# the server writes.
+name = c1.text_input("File name", value=file_name(ds, fmt, variant), key=f"x_path_{fmt}_{variant}")
 if c2.button("Write", icon=":material/save:", key="x_write"):
-    Path(target).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    manifest = write(ds, run, str(Path(target).expanduser()), fmt, variant, thr)
-    st.success(f"Wrote {target} and its manifest.", icon=":material/check_circle:")
-    st.code(json.dumps(manifest, indent=2, default=str), language="json")
+    try:
+        target = paths.inside(folder, name.strip())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        manifest = write(ds, run, str(target), fmt, variant, thr)
+    except ClearError as exc:
+        st.error(literal(exc), icon=":material/error:")
+    else:
+        st.success(f"Wrote {literal(target)} and its manifest.", icon=":material/check_circle:")
+        st.code(json.dumps(manifest, indent=2, default=str), language="json")

@@ -1,14 +1,14 @@
 """Review: the flagged rows one at a time; keep, drop, accept the proposed fix, or edit, from the keyboard.
 
 Every decision is written to the workspace (committed) before the page says it is saved; nothing about decisions
-is cached, so another browser session sees them on its next rerun.
+is cached, so another browser session sees them on its next rerun. The buttons' callbacks go through state.safe:
+a failed decision is a message on the page, not a traceback.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from clear_core.errors import ClearError
 from clear_core.filtering import bands
 from clear_core.signals import REGISTRY
 from ui import queue, state, widgets
@@ -31,7 +31,7 @@ def read_filters(signals: list[str], thr) -> dict:
         ranges = None
         if signal != "(none)":
             s.setdefault(f"f_range_{signal}", (0.0, 1.0))
-            lo, hi = st.slider(f"{signal} between", 0.0, 1.0, step=0.01, key=f"f_range_{signal}")
+            lo, hi = st.slider(f"{widgets.literal(signal)} between", 0.0, 1.0, step=0.01, key=f"f_range_{signal}")
             ranges = {signal: (lo, hi)}
     return dict(band=band, t_drop=thr.t_drop, t_keep=thr.t_keep, signal_ranges=ranges, search=search.strip() or None,
                 has_proposal={"any": None, "yes": True, "no": False}[proposal], undecided_only=undecided)
@@ -41,24 +41,18 @@ def flash(kind: str, message: str) -> None:
     s["_flash"] = (kind, message)
 
 
+@state.safe
 def decide(ds_id: int, row_idx: int, action: str, thr: dict, advance: bool, new_text: str | None = None) -> None:
-    try:
-        state.ws().record_decisions(ds_id, [row_idx], action, state.reviewer(), new_text=new_text, thresholds=thr)
-    except ClearError as exc:
-        flash("error", str(exc))
-        return
+    state.ws().record_decisions(ds_id, [row_idx], action, state.reviewer(), new_text=new_text, thresholds=thr)
     flash("saved", f"Saved: {action} · row {row_idx}")
     s["editing"] = None
     if advance:
         queue.step(1)
 
 
+@state.safe
 def undo(ds_id: int) -> None:
-    try:
-        rows = state.ws().undo(ds_id, state.reviewer())
-    except ClearError as exc:
-        flash("error", str(exc))
-        return
+    rows = state.ws().undo(ds_id, state.reviewer())
     flash("saved" if rows else "info",
           f"Undone: your last decision on row {', '.join(map(str, rows[:5]))}" + (" …" if len(rows) > 5 else "")
           if rows else "Nothing of yours to undo")
@@ -67,6 +61,7 @@ def undo(ds_id: int) -> None:
         queue.show_row(rows[0])
 
 
+@state.safe
 def bulk(ds_id: int, run_id: int, filters: dict, thr: dict) -> None:
     ws, action = state.ws(), s["bulk_action"]
     if action == "accept":
@@ -77,21 +72,19 @@ def bulk(ds_id: int, run_id: int, filters: dict, thr: dict) -> None:
     if not rows:
         flash("info", "No row to apply it to")
         return
-    try:
-        ws.record_decisions(ds_id, rows, action, state.reviewer(), thresholds=thr)
-    except ClearError as exc:
-        flash("error", str(exc))
-        return
+    ws.record_decisions(ds_id, rows, action, state.reviewer(), thresholds=thr)
     flash("saved", f"Saved: {action} on {len(rows):,} rows (one batch; Undo takes it back)")
 
 
 def show_row(row, thr, position: str, signal_names: list[str]) -> None:
     conf = row["confidence"]
     band = bands([conf], thr)[0]
-    decided = (f" · decided **{row['decision']}** by {row['decided_by']}" if isinstance(row["decision"], str) else "")
-    st.markdown(f"{widgets.chip(band)} &nbsp; **Row {int(row['row_idx'])}** · line {int(row['line'])} · "
-                f"confidence **{conf:.3f}**{decided} <span style='float:right;color:#6b7280'>{position}</span>",
-                unsafe_allow_html=True)
+    decided = (f" · decided <b>{widgets.html_text(row['decision'])}</b> by {widgets.html_text(row['decided_by'])}"
+               if isinstance(row["decision"], str) else "")
+    # One raw HTML block: the reviewer's name is stored text and must show as typed, never as HTML or Markdown.
+    st.markdown(f"<div class='cs-rowhead'><span class='cs-pos'>{position}</span>{widgets.chip(band)} &nbsp; "
+                f"<b>Row {int(row['row_idx'])}</b> · line {int(row['line'])} · confidence <b>{conf:.3f}</b>"
+                f"{decided}</div>", unsafe_allow_html=True)
     widgets.text_box(row["prompt_text"], "Prompt", "cs-prompt")
     proposal = row["proposal"] if isinstance(row["proposal"], str) else None
     if proposal is not None:
@@ -152,8 +145,6 @@ if kind == "saved":
     st.toast(message, icon=":material/check_circle:")
 elif kind == "info":
     st.toast(message, icon=":material/info:")
-elif kind == "error":
-    st.error(message)
 if not (s.get("reviewer") or "").strip():
     st.caption(":material/person: Decisions are signed “anonymous”: put your name in the sidebar.")
 bar = st.empty()

@@ -107,12 +107,12 @@ def test_load_score_review_export(tmp_path, monkeypatch, tiny_model_dir):
         assert edited not in decided.index
         assert decided.loc[accepted, "action"] == "accept" and decided.loc[dropped_row, "action"] == "drop"
 
-        # 6. export the curated rows as JSONL to a path
+        # 6. export the curated rows as JSONL into the export folder, under a name of one's own
         page(at, "app_pages/export.py")
         at.radio(key="x_fmt").set_value("jsonl").run()
-        out = tmp_path / "curated.jsonl"
+        out = tmp_path / "exports" / "curated.jsonl"
         field = next(t for t in at.text_input if t.key and t.key.startswith("x_path_"))
-        field.set_value(str(out)).run()
+        field.set_value(out.name).run()
         at.button(key="x_write").click().run()
         assert not at.exception and not at.error
         preview = int(next(m for m in at.metric if m.label == "Rows in the file").value.replace(",", ""))

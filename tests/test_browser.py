@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from app_helpers import FILE_NAME, HOSTILE, PAYLOADS, add_hostile_dataset  # noqa: E402
 from bench.ui_latency import make_dataset, write_fake_run  # noqa: E402
 from clear_core.store import Workspace  # noqa: E402
 
@@ -40,12 +41,16 @@ def free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path, request):
-    """`streamlit run app.py` on a temp workspace: scored fake data, or empty when parametrized with "empty"."""
+    """`streamlit run app.py` on a temp workspace: scored fake data, empty when parametrized with "empty", or the
+    hostile dataset of app_helpers with "hostile"."""
     path = str(tmp_path / "ws.duckdb")
+    kind = getattr(request, "param", "scored")
     with Workspace.open(path) as ws:
-        if getattr(request, "param", "scored") == "scored":
+        if kind == "scored":
             make_dataset(ws, "demo", 60, extra=[("Render this: <i>tag</i>", PAYLOAD)])
             write_fake_run(ws, "demo", proposal_share=0.5)
+        elif kind == "hostile":
+            add_hostile_dataset(ws)
     port = free_port()
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless",
@@ -88,8 +93,9 @@ def page(server):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
                                                                       "--disable-background-networking"])
         pg = browser.new_page(viewport={"width": 1366, "height": 900})
-        pg.dialogs = []
+        pg.dialogs, pg.requests = [], []
         pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+        pg.on("request", lambda r: pg.requests.append(r.url))
         pg.goto(server.url)
         yield pg
         browser.close()
@@ -102,9 +108,19 @@ def settle(pg) -> None:
     pg.wait_for_timeout(300)
 
 
+def until(pg, check, timeout_s: float = 30) -> bool:
+    """Poll `check()` until it holds: on a loaded machine a rerun can start later than settle() waits for."""
+    deadline = time.time() + timeout_s
+    while not check():
+        if time.time() > deadline:
+            return False
+        pg.wait_for_timeout(200)
+    return True
+
+
 def go(pg, title: str) -> None:
     pg.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
-    pg.get_by_role("heading", name=title).wait_for(timeout=30_000)
+    pg.get_by_role("heading", name=title, exact=True).wait_for(timeout=30_000)
     settle(pg)
 
 
@@ -131,7 +147,7 @@ def test_pages_and_review_path_in_chromium(page, server):
     box = track.bounding_box()
     pg.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] / 2)  # keep from about 0.75
     settle(pg)
-    assert metric_value(pg, "Kept") < kept  # a higher keep threshold keeps fewer rows
+    assert until(pg, lambda: metric_value(pg, "Kept") < kept)  # a higher keep threshold keeps fewer rows
     shot(pg, "2-explore")
     pg.get_by_text("Lowest-confidence rows").scroll_into_view_if_needed()
     pg.wait_for_timeout(500)
@@ -167,6 +183,7 @@ def test_pages_and_review_path_in_chromium(page, server):
     settle(pg)
     pg.get_by_role("textbox", name="Search").fill("script")
     pg.keyboard.press("Enter")
+    pg.get_by_text("1 / 1 in this filter").wait_for(timeout=30_000)  # a loaded machine can be slow to rerun
     settle(pg)
     boxes = pg.locator(".cs-box")
     assert any(PAYLOAD in boxes.nth(i).inner_text() for i in range(boxes.count()))
@@ -190,11 +207,16 @@ def test_pages_and_review_path_in_chromium(page, server):
     pg.get_by_role("button", name="Prepare the file").click()
     settle(pg)
     with pg.expect_download() as download:
-        pg.get_by_role("button", name=re.compile(r"Download demo\.curated\.jsonl")).click()
+        pg.get_by_role("button", name=re.compile(r"Download demo-\d+\.curated\.jsonl")).click()
     lines = Path(download.value.path()).read_text().splitlines()
     assert len(lines) == rows_out and all(json.loads(line)["id"] for line in lines)
     assert pg.get_by_text('"dropped_by_decision"').count() >= 1  # the manifest is shown
     shot(pg, "5-export")
+    pg.get_by_role("button", name="Write").click()  # into the export folder, under the dataset's slug
+    pg.get_by_text(re.compile(r"Wrote .*exports/demo-\d+\.curated\.jsonl and its manifest")).wait_for(timeout=30_000)
+    pg.get_by_text("Write to the export folder").scroll_into_view_if_needed()
+    pg.wait_for_timeout(300)
+    shot(pg, "5b-export-write")
     print(f"\nscreenshots: {SHOTS}")
 
     server.stop()  # every decision is in the workspace file, signed by the reviewer
@@ -219,3 +241,70 @@ def test_first_run_guide_loads_the_sample(page):
     settle(pg)
     assert pg.get_by_text("Welcome to CLEAR Studio").count() == 0
     shot(pg, "0b-sample-loaded")
+
+
+def page_text(pg) -> str:
+    """The page as a reader sees it (the invisible word joiners that keep Streamlit from rewriting text dropped)."""
+    return pg.locator("body").inner_text().replace("\u2060", "")
+
+
+def assert_nothing_from_data(pg) -> None:
+    """No element made from data (an image, frame, form or link of a payload, a Markdown image or icon) and no
+    request to the payloads' address."""
+    assert pg.locator("[data-testid=stMarkdownContainer] :is(img, iframe, form, input, a[href*='127.0.0.1'], "
+                      ".katex, [data-testid=stIconMaterial])").count() == 0
+    assert pg.locator("img[src*='127.0.0.1:9'], iframe, form[action*='127.0.0.1'], a[href*='127.0.0.1:9']").count() == 0
+    assert [u for u in pg.requests if "127.0.0.1:9/" in u] == []
+    assert pg.dialogs == []
+
+
+@pytest.mark.parametrize("server", ["hostile"], indirect=True)
+def test_hostile_names_and_text_show_literally_in_chromium(page, server):
+    """Dataset name, file name, column names, row text and reviewer name full of HTML and Markdown: each shows as
+    typed, and nothing of it becomes an element or fetches anything."""
+    pg = page
+    pg.get_by_role("heading", name="Data & Scoring").wait_for(timeout=60_000)
+    settle(pg)
+    text = page_text(pg)
+    assert f"Score “{HOSTILE}”" in text and f"from {HOSTILE}.jsonl" in text, text
+    assert_nothing_from_data(pg)
+
+    # a file with that kind of name and columns, one row of it bad: the columns and the file name show as typed
+    pg.get_by_text("1 · Load a dataset").click()
+    row = {"question": "Say hi", "answer": "hi", **{p: "v" for p in PAYLOADS}}
+    data = (json.dumps(row) + "\n" + json.dumps({"question": "no answer"}) + "\n").encode()
+    pg.locator("input[type=file]").set_input_files({"name": FILE_NAME, "mimeType": "application/json",
+                                                    "buffer": data})
+    pg.get_by_text("Columns in the file").wait_for(timeout=30_000)
+    settle(pg)
+    text = page_text(pg)
+    assert f"in {FILE_NAME}: fix them" in text, text
+    columns = pg.get_by_text("Columns in the file").inner_text().replace("\u2060", "")
+    assert all(p in columns for p in PAYLOADS), columns
+    assert_nothing_from_data(pg)
+    shot(pg, "6-hostile-data")
+
+    # the reviewer's name, in the sidebar and on the row it decided, and the row's own text
+    pg.get_by_test_id("stSidebar").get_by_role("textbox", name="Reviewer").fill(HOSTILE)
+    pg.keyboard.press("Enter")
+    settle(pg)
+    go(pg, "Review")
+    pg.get_by_test_id("stSelectbox").filter(has_text="Rows").click()
+    pg.get_by_role("option", name="All rows").click()
+    settle(pg)
+    pg.get_by_test_id("stCheckbox").filter(has_text="Undecided only").locator("label").click()
+    settle(pg)
+    pg.get_by_role("textbox", name="Search").fill("127.0.0.1")
+    pg.keyboard.press("Enter")
+    pg.get_by_text("1 / 1 in this filter").wait_for(timeout=30_000)  # the one row that holds the address
+    settle(pg)
+    text = page_text(pg)
+    for shown in (f"Q {HOSTILE}", f"A {HOSTILE}", f"decided keep by {HOSTILE}"):
+        assert shown in text, (shown, text)
+    assert_nothing_from_data(pg)
+    shot(pg, "7-hostile-review")
+
+    for title in ("Explore", "Export"):
+        go(pg, title)
+        assert "Traceback" not in page_text(pg)
+        assert_nothing_from_data(pg)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import traceback
 
 import streamlit as st
 
 from clear_core.config import Thresholds
 from clear_core.errors import ClearError
+
+from .widgets import literal
 
 DEFAULT_WORKSPACE = "clear_workspace.duckdb"
 
@@ -67,16 +70,38 @@ def select(dataset: str | None = None, run_id: int | None = None) -> None:
 
 @contextlib.contextmanager
 def guard(what: str = "This step"):
-    """Show errors as messages, never as tracebacks: ClearError's own message, anything else with details folded."""
+    """Show errors as messages, never as tracebacks: ClearError's own message, anything else with details folded.
+    A widget callback's error (see `safe`) is shown here first: the callback ran just before this script run."""
+    failed = st.session_state.pop("_callback_error", None)
+    if failed is not None:
+        show_error(what, *failed)
     try:
         yield
-    except ClearError as exc:
-        st.error(str(exc), icon=":material/error:")
     except Exception as exc:  # noqa: BLE001 - the app must keep running and say what happened
-        st.error(f"{what} failed unexpectedly ({type(exc).__name__}: {exc}). The workspace is unchanged by the "
-                 "failed step; the details below help a bug report.", icon=":material/bug_report:")
-        with st.expander("Details"):
-            st.code(traceback.format_exc(), language=None)
+        show_error(what, exc, traceback.format_exc())
+
+
+def show_error(what: str, exc: Exception, details: str) -> None:
+    """One line for the user (names in it shown literally); for an unexpected error, the traceback folded away."""
+    if isinstance(exc, ClearError):
+        st.error(literal(exc), icon=":material/error:")
+        return
+    st.error(f"{what} failed unexpectedly ({type(exc).__name__}: {literal(exc)}). The workspace is unchanged by "
+             "the failed step; the details below help a bug report.", icon=":material/bug_report:")
+    with st.expander("Details"):
+        st.code(details, language=None)
+
+
+def safe(callback):
+    """A widget callback whose error becomes a message on the page: callbacks run before the page script, outside
+    `guard`, and Streamlit would show their traceback."""
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - reported by guard() on this run of the page
+            st.session_state["_callback_error"] = (exc, traceback.format_exc())
+    return run
 
 
 def sidebar() -> None:
@@ -86,7 +111,7 @@ def sidebar() -> None:
         try:
             w = ws()
         except ClearError as exc:
-            st.error(str(exc))
+            st.error(literal(exc))
             st.stop()
         datasets = [d.name for d in w.list_datasets()]
         if "_next_dataset" in s and s["_next_dataset"] in datasets:

@@ -1,7 +1,9 @@
 """Shared widgets: escaped text boxes, the word diff, band metrics, run progress, input errors, the first-run guide.
 
-Dataset text is never trusted: every piece goes through html.escape before it reaches the page, and is written
-on one line (newlines as <br>) so that the Markdown renderer treats the whole box as one raw HTML block.
+Text from a user or a dataset is never trusted. Where it goes into Markdown (st.markdown, captions, alerts, labels,
+toasts, headers) it goes through `literal`; in raw HTML (the boxes below) through `html_text`, written on one line
+(newlines as <br>) so that the Markdown renderer treats the whole box as one raw HTML block. Selectbox options,
+dataframes, st.text and st.code show text as it is and need neither.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ _CSS = """
 .cs-stats {display: flex; gap: 8px; flex-wrap: wrap; margin: 2px 0 6px;}
 .cs-stat {border: 1px solid #e5e7eb; border-radius: 8px; padding: 3px 10px; font-size: 0.85rem; background: white;}
 .cs-stat span {color: #6b7280; margin-right: 6px;}
+.cs-rowhead {margin: 2px 0 10px; line-height: 1.6; overflow-wrap: anywhere;}
+.cs-rowhead .cs-pos {float: right; color: #6b7280; margin-left: 12px;}
 section.main .block-container, .stMainBlockContainer {padding-top: 2.2rem;}
 </style>
 """
@@ -40,14 +44,39 @@ def style() -> None:
     st.html(_CSS)
 
 
-def _escape(text: str) -> str:
-    return html.escape(text or "").replace("\n", "<br>")
+# Characters that start Markdown or Streamlit syntax inline: escapes, code, emphasis, links, directives such as
+# :red[x] and :material/x:, math, strikethrough, tables, HTML and entities. They are written as character
+# references, which the parser reads back as plain characters: the text shows as typed, in Markdown and in HTML.
+_REFS = {c: f"&#{ord(c)};" for c in "\\`*_[]:$~|"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;",
+                                                      "'": "&#x27;"}
+# A heading or list marker where the text starts ("# x", "- x", "+ x", "1. x", "1) x"; a quote's ">" is in _REFS).
+_LINE_START = re.compile(r"^(\d{0,9})([#+.)-])")
+# What Streamlit rewrites after parsing, in plain text: " -> " and its kin to arrows, :streamlit: to its logo, URLs
+# and e-mail addresses to links. An invisible word joiner (U+2060) after the first character keeps them as typed.
+_REWRITTEN = re.compile(r"(?<!\S)(?:<->|->|<-|--|>=|<=|~=)(?!\S)|:streamlit:|:(?=//)|\bwww(?=\.)|@(?=[-\w]+\.\w)")
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def literal(text) -> str:
+    """`text` for any Markdown context (st.markdown, st.caption, alerts, labels, toasts): it shows as typed, with
+    no formatting, link, icon, math or HTML of its own. Line breaks become spaces."""
+    text = " ".join(_LINE_END.split(str(text if text is not None else ""))).strip()
+    text = _REWRITTEN.sub(lambda m: m.group(0)[0] + "\u2060" + m.group(0)[1:], text)
+    text = "".join(_REFS.get(c, c) for c in text)
+    return _LINE_START.sub(lambda m: f"{m.group(1)}&#{ord(m.group(2))};", text)
+
+
+def html_text(text: str) -> str:
+    """Text for raw HTML (one HTML block): the characters of `literal` as references too, so that it shows as typed
+    even where the block is read as Markdown; `:` matters even in HTML (Streamlit rewrites ":material/" anywhere in
+    the source). Every line break becomes <br>, since a blank line would end the HTML block."""
+    return "<br>".join("".join(_REFS.get(c, c) for c in line) for line in _LINE_END.split(text or ""))
 
 
 def text_box(text: str, label: str | None = None, kind: str = "") -> None:
     """Show dataset text literally (escaped): HTML or script in it appears as text."""
-    head = f"<div class='cs-label'>{html.escape(label)}</div>" if label else ""
-    st.markdown(f"{head}<div class='cs-box {kind}'>{_escape(text)}</div>", unsafe_allow_html=True)
+    head = f"<div class='cs-label'>{html_text(label)}</div>" if label else ""
+    st.markdown(f"{head}<div class='cs-box {kind}'>{html_text(text)}</div>", unsafe_allow_html=True)
 
 
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
@@ -58,7 +87,7 @@ def diff_html(old: str, new: str) -> tuple[str, str]:
     a, b = _TOKEN.findall(old or ""), _TOKEN.findall(new or "")
     left, right = [], []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        old_part, new_part = _escape("".join(a[i1:i2])), _escape("".join(b[j1:j2]))
+        old_part, new_part = html_text("".join(a[i1:i2])), html_text("".join(b[j1:j2]))
         if op == "equal":
             left.append(old_part)
             right.append(new_part)
@@ -75,7 +104,7 @@ def diff_boxes(old: str, new: str, old_label: str, new_label: str) -> None:
     left, right = diff_html(old, new)
     col_a, col_b = st.columns(2)
     for col, label, body in ((col_a, old_label, left), (col_b, new_label, right)):
-        col.markdown(f"<div class='cs-label'>{html.escape(label)}</div><div class='cs-box'>{body}</div>",
+        col.markdown(f"<div class='cs-label'>{html_text(label)}</div><div class='cs-box'>{body}</div>",
                      unsafe_allow_html=True)
 
 
@@ -83,8 +112,8 @@ def stat_strip(values: dict, hints: dict | None = None) -> None:
     """Small labelled numbers on one line (a row's signal values); NaN shows as a dash; hints[name] is shown
     when the pointer rests on a number."""
     hints = hints or {}
-    cells = "".join(f"<div class='cs-stat' title='{html.escape(hints.get(k, ''), quote=True)}'>"
-                    f"<span>{html.escape(str(k))}</span><b>"
+    cells = "".join(f"<div class='cs-stat' title='{html_text(hints.get(k, ''))}'>"
+                    f"<span>{html_text(str(k))}</span><b>"
                     f"{_number(v)}</b></div>" for k, v in values.items())
     st.markdown(f"<div class='cs-stats'>{cells}</div>", unsafe_allow_html=True)
 
