@@ -35,7 +35,7 @@ test: setup browser
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not model and not browser and not slow"
+	$(BIN)/python -m pytest -q -m "not model and not browser and not slow" --durations=10
 
 bench: setup
 	$(BIN)/python bench/ingest_export.py

@@ -66,7 +66,7 @@ _RUN_COLUMNS = ("id, dataset_id, kind, config, status, n_total, n_done, n_failed
 def _info(row) -> RunInfo:
     status, message = row[4], row[11]
     if status == "running" and row[13] != process_token():
-        pid = str(row[13]).split(":")[1] if row[13] and row[13].count(":") == 2 else "?"
+        pid = str(row[13]).rsplit(":", 2)[1] if row[13] and str(row[13]).count(":") >= 2 else "?"
         status, message = INTERRUPTED, f"the process that ran it (pid {pid}) ended without closing it (killed or crashed)"
     return RunInfo(int(row[0]), int(row[1]), row[2], from_json(row[3]), status, int(row[5]), int(row[6]),
                    int(row[7]), row[8], row[9], from_json(row[10]), message, row[12])
