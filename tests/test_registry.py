@@ -155,3 +155,20 @@ def test_score_config_defaults_are_the_fast_preset():
     assert default.signals == PRESETS["fast"]["signals"] and dict(default.weights) == PRESETS["fast"]["weights"]
     default.weights["likelihood"] = 0.0  # each config has its own weights: the preset is not changed
     assert PRESETS["fast"]["weights"]["likelihood"] == 1.0 == ScoreConfig().weights["likelihood"]
+
+
+def test_text_signal_fits_on_the_rows_and_scores_queries_with_the_same_model():
+    def fit_text(prompts, responses):  # the responses seen, as a text rule's model
+        return set(responses)
+
+    def score_text(model, prompts, responses):
+        seen = np.array([r in model for r in responses], dtype=float)
+        return 0.2 + 0.8 * seen, seen
+
+    rows = dataset.Rows(np.zeros((3, 2)), np.zeros((3, 2)), ["a", "b", "c"], ["x", "y", "x"])
+    fitted = dataset.text_signal(fit_text, score_text, rows)
+    assert fitted.model == {"x", "y"}
+    np.testing.assert_allclose(fitted.values, 1.0)
+    np.testing.assert_allclose(fitted.raw, 1.0)
+    queries = dataset.Rows(np.zeros((2, 2)), np.zeros((2, 2)), ["a", "b"], ["y", "z"])
+    np.testing.assert_allclose(fitted.score(queries, np.array([0, 1])), [1.0, 0.2])

@@ -68,6 +68,17 @@ class DatasetFit:
         return None if nb is None else nb.model.labels >= 0
 
 
+def text_signal(fit_text: Callable, score_text: Callable, rows: Rows) -> Fitted:
+    """The `Fitted` of a dataset signal that reads only the rows' text: fit_text(prompts, responses) -> model,
+    score_text(model, prompts, responses) -> (values, raw); queries are scored with the same model (a text rule
+    has no neighbours, so the source row needs no exclusion)."""
+    model = fit_text(rows.prompts, rows.responses)
+    values, raw = score_text(model, rows.prompts, rows.responses)
+    return Fitted(np.asarray(values, dtype=float), np.asarray(raw, dtype=float), model,
+                  lambda queries, source_rows: np.asarray(score_text(model, queries.prompts, queries.responses)[0],
+                                                          dtype=float))
+
+
 def fit(wanted: Sequence[str], rows: Rows) -> DatasetFit:
     """Fit the dataset signals of `wanted` over all rows (a signal whose inputs are missing is left out)."""
     from . import get_signal, of_kind
