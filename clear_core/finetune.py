@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .atomic import atomic_open
 from .errors import ClearError
 
 CONFIG_FILE = "finetune.json"
@@ -162,7 +163,8 @@ def save(model, tokenizer, out_dir, result: FinetuneResult, source: str) -> Path
     tokenizer.save_pretrained(out)
     meta = {"base_model": source, "config": result.config.to_dict(), "n_rows": result.n_rows, "steps": result.steps,
             "losses": list(result.losses), "seconds": result.seconds}
-    (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+    with atomic_open(out / CONFIG_FILE) as f:  # written last and whole: the mark of a finished save
+        f.write(json.dumps(meta, indent=2))
     return out
 
 
@@ -193,9 +195,7 @@ def curated_rows(ws, dataset, run_id: int | None = None, thresholds=None) -> lis
     from .filtering import bands, run_confidence, run_thresholds
 
     info = ws.get_dataset(dataset)
-    run = ws.get_run(run_id) if run_id is not None else ws.latest_run(info.id, kind="score", status="done")
-    if run is None:
-        raise ClearError(f"dataset '{info.name}' has no finished scoring run; run `clear-studio score {info.name}` first")
+    run = ws.score_run(info, run_id)
     thresholds = thresholds or run_thresholds(ws, run.id)
     rows, conf = run_confidence(ws, run.id)
     keep = set(int(r) for r, b in zip(rows, bands(conf, thresholds)) if b == "keep")

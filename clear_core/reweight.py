@@ -47,11 +47,8 @@ def refit_from_decisions(ws, run_id: int, min_each: int = MIN_EACH) -> Refit:
     `confidence`, and return what changed. Raises `calibrate.CalibrationError` (a ClearError) with too few kept or
     too few dropped / edited rows."""
     from .signals.combine import confidence
-    from .store.runs import replace_signal
 
-    run = ws.get_run(run_id)
-    if run.kind != "score" or run.status != "done":
-        raise ClearError(f"run {run_id} is a {run.status} {run.kind} run; weights are refit on a finished scoring run")
+    run = ws.score_run(ws.get_run(run_id).dataset_id, run_id)
     wide = ws.scores_wide(run_id)
     signals = [s for s in (run.weights or {}) if s in wide.columns]
     if not signals:
@@ -67,5 +64,5 @@ def refit_from_decisions(ws, run_id: int, min_each: int = MIN_EACH) -> Refit:
     except calibrate.CalibrationError as exc:
         raise calibrate.CalibrationError(f"run {run_id}: {exc}; keep or drop more rows on Review first") from None
     conf = confidence({s: wide[s].to_numpy(dtype=float) for s in signals}, cal.weights, mean)
-    replace_signal(ws.cursor(), run_id, "confidence", wide["row_idx"].to_numpy(), conf, cal.weights)
+    ws.replace_signal(run_id, "confidence", wide["row_idx"].to_numpy(), conf, cal.weights)
     return Refit(run_id, dict(run.weights or {}), cal)

@@ -249,6 +249,21 @@ def test_propose_batch_pools_llm_and_dataset_judges():
         (1, "judge_llm"), (2, "judge_llm"), (3, "judge_llm"), (1, "judge_dataset"), (2, "judge_dataset")}
 
 
+def test_a_correction_run_needs_a_finished_score_run(small_workspace):
+    from clear_core.errors import ClearError
+
+    ws = small_workspace
+    info = ws.get_dataset("small")
+    with pytest.raises(ClearError, match="dataset 'small' has no finished scoring run; start a score run with "
+                                         "`clear-studio score small`"):
+        correct.run_correction(ws, "small")
+    unfinished = ws.create_run(info.id, "score", "{}", info.n_rows)
+    with pytest.raises(ClearError, match=f"score run {unfinished} is running, not finished; "
+                                         f"`clear-studio resume {unfinished}` goes on with it"):
+        correct.run_correction(ws, "small", score_run=unfinished)
+    assert [r.kind for r in ws.list_runs(info.id)] == ["score"]  # no correction run was started
+
+
 # ----------------------------------------------------------------------------------------- with the tiny model
 @pytest.fixture
 def scored(small_workspace, tiny_backend):

@@ -92,3 +92,15 @@ def test_finetune_over_a_bf16_base_on_the_cpu(tiny_model_dir, tmp_path):
     assert np.isfinite(result.losses).all()
     assert np.mean(result.losses[-2:]) < 0.7 * np.mean(result.losses[:2])
     assert load_backend(str(tmp_path / "tuned16"), device="cpu").n_params == base.n_params
+
+
+def test_curated_rows_come_from_a_finished_score_run(small_workspace):
+    from clear_core.errors import ClearError
+
+    ws = small_workspace
+    info = ws.get_dataset("small")
+    with pytest.raises(ClearError, match="dataset 'small' has no finished scoring run; start a score run"):
+        ft.curated_rows(ws, "small")
+    fix = ws.create_run(info.id, "correct", "{}", 1)
+    with pytest.raises(ClearError, match=f"run {fix} is a correct run of dataset {info.id}, not a score run"):
+        ft.curated_rows(ws, "small", run_id=fix)

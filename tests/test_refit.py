@@ -94,6 +94,29 @@ def test_cli_refuses_too_few_decisions_in_one_line(tmp_path, capsys):
         assert ws.get_run(run_id).weights == OLD  # nothing changed
 
 
+def test_refit_takes_the_latest_finished_score_run_and_refuses_any_other(reviewed, capsys):
+    from clear_core.errors import ClearError
+    from clear_core.reweight import refit_from_decisions
+
+    path, run_id, values = reviewed
+    with Workspace.open(path) as ws:
+        ds = ws.get_dataset("small").id
+        unfinished = ws.create_run(ds, "score", preset_config("fast", model="tiny").to_json(), N)
+        fix = ws.create_run(ds, "correct", "{}", 1)
+        with pytest.raises(ClearError, match=f"score run {unfinished} is running, not finished; "
+                                             f"`clear-studio resume {unfinished}`"):
+            refit_from_decisions(ws, unfinished)
+        with pytest.raises(ClearError, match=f"run {fix} is a correct run of dataset {ds}, not a score run"):
+            refit_from_decisions(ws, fix)
+    assert main(["calibrate", "small", "--from-decisions", "--run", str(unfinished), "--workspace", path]) == 2
+    assert f"score run {unfinished} is running, not finished" in capsys.readouterr().err
+    # Without --run: the latest finished run, not the newer unfinished one.
+    assert main(["calibrate", "small", "--from-decisions", "--workspace", path]) == 0
+    assert f"run {run_id} of 'small': weights refit" in capsys.readouterr().out
+    with Workspace.open(path, read_only=True) as ws:
+        _check_refit(ws, run_id, values)
+
+
 def test_explore_button_refits_and_shows_the_new_weights(reviewed, monkeypatch):
     path, run_id, values = reviewed
     monkeypatch.setenv("CLEAR_STUDIO_WORKSPACE", path)

@@ -350,6 +350,24 @@ def test_score_run_is_the_latest_finished_one_or_a_clear_error(ws, data):
         ws.score_run(data, fix)
 
 
+def test_replace_signal_swaps_one_signal_and_the_weights_and_the_bands_follow(ws, data):
+    run = ws.create_run(data.id, "score", "{}", 4)
+    rows = np.arange(4)
+    ws.commit_batch(run, "rows", rows, scores=long_scores(rows, {"confidence": [0.1, 0.2, 0.3, 0.4],
+                                                                 "likelihood": [0.5] * 4}))
+    ws.update_run(run, status="done", weights={"likelihood": 1.0})
+    assert ws.band_counts(run, 0.25, 0.25)["keep"] == 2  # fills the band cache
+    ws.replace_signal(run, "confidence", rows[::-1], [0.9, 0.8, 0.7, float("nan")], {"likelihood": 2.0})
+    wide = ws.scores_wide(run)
+    assert np.isnan(wide["confidence"].iloc[0]) and wide["confidence"].tolist()[1:] == [0.7, 0.8, 0.9]
+    assert wide["likelihood"].tolist() == [0.5] * 4  # the other signals stay as they were
+    assert ws.get_run(run).weights == {"likelihood": 2.0}
+    assert ws.band_counts(run, 0.25, 0.25)["keep"] == 3  # not the cached bands of the old values
+    with pytest.raises(ClearError, match="must lie in \\[0, 1\\]"):
+        ws.replace_signal(run, "confidence", rows, [1.5] * 4)
+    assert ws.scores_wide(run)["confidence"].tolist()[1:] == [0.7, 0.8, 0.9]  # a refused call changes nothing
+
+
 # queries -------------------------------------------------------------------------------------------------------
 
 @pytest.fixture

@@ -76,16 +76,6 @@ def _threshold_args(p) -> None:
     g.add_argument("--drop-fraction", type=float, default=None, help="t_drop that drops this share of the rows")
 
 
-def _score_run(ws, info, run_id):
-    from ..errors import ClearError
-
-    run = ws.get_run(run_id) if run_id is not None else ws.latest_run(info.id, kind="score", status="done")
-    if run is None or run.status != "done" or run.kind != "score":
-        raise ClearError(f"dataset '{info.name}' has no finished scoring run; run `clear-studio score {info.name}` "
-                         "first (or `clear-studio resume RUN_ID`)")
-    return run
-
-
 def _thresholds(ws, run, args):
     from ..filtering import run_thresholds
 
@@ -98,7 +88,7 @@ def _correction(ws, info, args):
     from ..config import CorrectConfig
     from ..correct import run_correction
 
-    run = _score_run(ws, info, args.run)
+    run = ws.score_run(info, args.run)
     thresholds = _thresholds(ws, run, args)
     kw = {"eta": args.eta, "generator": args.generator}
     if getattr(args, "batch_size", None):
@@ -140,7 +130,7 @@ def curate(args) -> int:
 
     with Workspace.open(args.workspace) as ws:
         info = ws.get_dataset(args.dataset)
-        score_run = _score_run(ws, info, args.run)
+        score_run = ws.score_run(info, args.run)
         run_id, thresholds = _correction(ws, info, args)
         _print_proposals(ws, run_id, thresholds)
         decided = set(ws.current_decisions(info.id)["row_idx"].astype(int))
@@ -210,7 +200,7 @@ def calibrate(args) -> int:
 
     with Workspace.open(args.workspace) as ws:
         info = ws.get_dataset(args.dataset)
-        run = _score_run(ws, info, args.run)
+        run = ws.score_run(info, args.run)
         refit = refit_from_decisions(ws, run.id)
     cal = refit.calibration
     print(f"run {run.id} of '{info.name}': weights refit from {cal.n_good + cal.n_bad} decisions ({cal.n_good} kept, "
@@ -228,7 +218,7 @@ def finetune(args) -> int:
 
     with Workspace.open(args.workspace) as ws:
         info = ws.get_dataset(args.dataset)
-        run = _score_run(ws, info, args.run)
+        run = ws.score_run(info, args.run)
         rows = ft.curated_rows(ws, info.id, run.id, _thresholds(ws, run, args))
         model = args.model or run.config.get("model", "default")
     # The workspace is closed while training: the fine-tune can take long and needs nothing from it.

@@ -34,9 +34,7 @@ def run_correction(ws, dataset, config: CorrectConfig = CorrectConfig(), score_r
     from .. import filtering
 
     info = ws.get_dataset(dataset)
-    run = ws.get_run(score_run) if score_run is not None else ws.latest_run(info.id, kind="score", status="done")
-    if run is None or run.status != "done" or run.kind != "score":
-        raise ClearError(f"dataset '{info.name}' has no finished scoring run; run `clear-studio score {info.name}` first")
+    run = ws.score_run(info, score_run)
     if thresholds is None:
         thresholds = filtering.run_thresholds(ws, run.id, eta=config.eta)
     targets = target_rows(ws, run.id, thresholds.t_keep)
@@ -60,12 +58,12 @@ def resume(ws, run_id: int, backend=None, generator=None, progress=None, cancel=
 
 def target_rows(ws, score_run: int, t_keep: float) -> np.ndarray:
     """Row indices below t_keep, in row order (recomputed identically on resume from the stored scores)."""
-    from ..filtering import run_confidence
+    from ..filtering import KEEP, band_codes, run_confidence
 
     rows, conf = run_confidence(ws, score_run)
     order = np.argsort(rows, kind="stable")
     rows, conf = rows[order], conf[order]
-    return rows[~(conf >= t_keep)].astype(np.int64)  # a NaN confidence is a target too
+    return rows[band_codes(conf, t_keep, t_keep) != KEEP].astype(np.int64)  # a NaN confidence (review) is a target
 
 
 @dataclass

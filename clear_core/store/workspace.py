@@ -234,6 +234,9 @@ class Workspace:
     def update_run(self, run_id: int, **changes) -> RunInfo:
         return _runs.update_run(self.cursor(), run_id, **changes)
 
+    def replace_signal(self, run_id: int, signal: str, rows, values, weights=None) -> None:
+        _runs.replace_signal(self.cursor(), run_id, signal, rows, values, weights)
+
     def pending_rows(self, run_id: int, stage: str, rows=None) -> np.ndarray:
         return _runs.pending_rows(self.cursor(), run_id, stage, rows)
 
