@@ -10,20 +10,19 @@ import streamlit as st
 
 from clear_core.errors import ClearError
 from clear_core.export import export_counts
-from clear_core.names import EXPORT_VARIANTS
+from clear_core.names import EXPORT_FORMATS, EXPORT_VARIANTS
 from ui import paths, state
 from ui.widgets import literal
 
-FORMATS = {"same": "Same as the input", "jsonl": "JSONL", "parquet": "Parquet", "csv": "CSV"}
+FORMAT_LABELS = {"same": "Same as the input", "jsonl": "JSONL", "json": "JSON", "csv": "CSV", "parquet": "Parquet"}
 VARIANT_LABELS = {"curated": "Curated rows only", "all": "All rows + score and decision columns"}
-SUFFIX = {"jsonl": ".jsonl", "parquet": ".parquet", "csv": ".csv", "json": ".json"}
 s = st.session_state
 
 
 def file_name(ds, fmt: str, variant: str) -> str:
     """From the name's slug, never from the name itself: a name may hold '/', '..' or an absolute path."""
-    suffix = SUFFIX.get(ds.spec.file_type if fmt == "same" else fmt, ".jsonl")
-    return f"{paths.slug(ds.name, ds.id)}.{variant}{suffix}"
+    suffix = ds.spec.file_type if fmt == "same" else fmt  # every file type is its own suffix
+    return f"{paths.slug(ds.name, ds.id)}.{variant}.{suffix}"
 
 
 def write(ds, run, path: str, fmt: str, variant: str, thr) -> dict:
@@ -41,7 +40,7 @@ thr = state.thresholds(run.id) if run is not None and run.status == "done" else 
 ws = state.ws()
 
 c1, c2 = st.columns(2)
-fmt = c1.radio("Format", list(FORMATS), format_func=FORMATS.get, horizontal=True, key="x_fmt")
+fmt = c1.radio("Format", EXPORT_FORMATS, format_func=lambda f: FORMAT_LABELS.get(f, f), horizontal=True, key="x_fmt")
 variant = c2.radio("Rows", EXPORT_VARIANTS, format_func=VARIANT_LABELS.get, horizontal=True, key="x_variant")
 
 c = export_counts(ws, ds.id, variant, run_id=run.id if thr else None, t_drop=thr.t_drop if thr else None)

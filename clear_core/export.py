@@ -25,10 +25,7 @@ from . import __version__, filtering
 from .atomic import atomic_open
 from .config import Thresholds
 from .errors import ClearError, UnknownNameError
-from .formats.spec import FILE_TYPES
-from .names import ACTIONS, EXPORT_VARIANTS as VARIANTS
-
-EXPORT_FORMATS = ("same",) + FILE_TYPES
+from .names import ACTIONS, EXPORT_FORMATS, EXPORT_VARIANTS as VARIANTS
 
 
 def manifest_path(path: str | os.PathLike) -> str:

@@ -211,3 +211,24 @@ def test_export_files_follow_the_umask(tmp_path, capsys):
     for name in ("o.csv", "o.csv.manifest.json"):
         assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
+def test_the_parser_is_built_from_the_light_name_lists():
+    # The CLI's choices come from clear_core.names alone: building the parser loads no data library and not the
+    # formats package (whose readers need them).
+    probe = textwrap.dedent("""
+        import argparse, json, sys
+        from clear_core.cli import build_parser
+        from clear_core.names import EXPORT_FORMATS, INGEST_FORMATS
+
+        commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+        choices = {name: list(arg.choices) for name, sub in commands.items() for arg in sub._actions
+                   if arg.dest == "format" and arg.choices is not None}
+        loaded = sorted(m for m in ("numpy", "pandas", "pyarrow", "duckdb", "clear_core.formats") if m in sys.modules)
+        print(json.dumps({"loaded": loaded, "ok": choices == {"ingest": list(INGEST_FORMATS),
+                                                             "export": list(EXPORT_FORMATS)}, "choices": choices}))
+        """)
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout)
+    assert got["loaded"] == [] and got["ok"], got
+    assert got["choices"]["export"] == ["same", "jsonl", "json", "csv", "parquet"]

@@ -16,10 +16,9 @@ import streamlit as st
 
 from clear_core.config import Thresholds
 from clear_core.errors import ClearError
+from clear_core.names import DEFAULT_WORKSPACE
 
 from .widgets import literal
-
-DEFAULT_WORKSPACE = "clear_workspace.duckdb"
 
 
 @st.cache_resource(show_spinner="Opening the workspace…")

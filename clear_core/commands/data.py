@@ -7,11 +7,7 @@ import sys
 import time
 
 from ..errors import ClearError
-from ..formats.spec import FILE_TYPES, FORMATS
-from ..names import EXPORT_VARIANTS
-
-INGEST_FORMATS = ("auto",) + FORMATS
-EXPORT_FILE_TYPES = ("same",) + FILE_TYPES
+from ..names import EXPORT_FORMATS, EXPORT_VARIANTS, INGEST_FORMATS
 
 
 def register(subparsers, default_workspace: str) -> None:
@@ -37,7 +33,7 @@ def register(subparsers, default_workspace: str) -> None:
     p = subparsers.add_parser("export", help="write a dataset out: curated (decisions applied) or all rows + scores")
     p.add_argument("dataset", metavar="NAME")
     p.add_argument("--to", required=True, metavar="PATH", help="output file; the manifest goes to PATH.manifest.json")
-    p.add_argument("--format", default="same", choices=EXPORT_FILE_TYPES,
+    p.add_argument("--format", default="same", choices=EXPORT_FORMATS,
                    help="file type (default: the input's own)")
     p.add_argument("--variant", default="curated", choices=EXPORT_VARIANTS,
                    help="curated rows only, or all rows with clear_* score and decision columns")

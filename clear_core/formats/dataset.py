@@ -10,6 +10,7 @@ from itertools import repeat
 from typing import Callable, Iterable, NamedTuple, Sequence
 
 from ..errors import InputError, InputErrors, UnknownNameError
+from ..names import INGEST_FORMATS
 from . import alpaca, columns, messages, sharegpt, writers
 from .files import Loaded, load
 from .spec import (FILE_TYPES, FORMATS, SURROGATE, FormatSpec, ReadResult, Record, RowError, dump_json,
@@ -49,7 +50,7 @@ def _spec(path: str, loaded: Loaded, format: str, mapping: dict | None,
     """The spec of the loaded rows, from the first `window` of them (all when None, or when none of those is an
     object)."""
     if format not in FORMATS and format != "auto":
-        raise UnknownNameError("format", format, ("auto",) + FORMATS)
+        raise UnknownNameError("format", format, INGEST_FORMATS)
     dicts = [(line, obj) for line, obj in zip(loaded.lines[:window], loaded.objs[:window]) if isinstance(obj, dict)]
     if not dicts and window is not None:
         dicts = [next(((line, obj) for line, obj in zip(loaded.lines, loaded.objs) if isinstance(obj, dict)), None)]

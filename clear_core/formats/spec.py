@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..errors import InputError
+from ..names import FILE_TYPES, FORMATS  # noqa: F401 (the formats package's names; the lists live in names.py)
 
-FILE_TYPES = ("jsonl", "json", "csv", "parquet")
-FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion", "columns")
 ROLES = ("system", "user", "assistant")
 
 # Lone UTF-16 surrogates: JSON may carry them escaped ("\ud800"), but they cannot be encoded as UTF-8, so the
