@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from ..atomic import atomic_dir
 from ..errors import ClearError
 from .loading import loading_errors, no_progress_bars
 
@@ -77,14 +76,7 @@ def convert_gguf(gguf_file: str | os.PathLike, out_dir: str | os.PathLike) -> Pa
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir, keep="config.json") as tmp:  # a concurrent conversion that finished first is kept
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        os.rename(tmp, out_dir)
-    except OSError:
-        if not (out_dir / "config.json").exists():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)   # a no-op after a successful rename
     return out_dir

@@ -8,9 +8,9 @@ the fused, batched, cached computations equal the naive ones.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from ..atomic import atomic_dir
 
 # ChatML like SmolLM2's (a default system turn when the conversation has none), so the tiny model exercises the
 # same prompt layout as the embedded default.
@@ -79,11 +79,7 @@ def build_tiny_model(path: str | os.PathLike, seed: int = 0) -> Path:
             if p.dim() > 1:
                 p.normal_(0.0, 0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=path.parent))
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    try:
-        os.rename(tmp, path)
-    except OSError:  # another process finished first: keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_dir(path, keep="config.json") as tmp:  # another process that finished first: keep theirs
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
     return path
