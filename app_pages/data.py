@@ -7,15 +7,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from clear_core import formats
+from clear_core import formats, runs
+from clear_core.atomic import atomic_path
 from clear_core.config import PRESETS, preset_config
 from clear_core.errors import ClearError, InputError, InputErrors
+from clear_core.names import FILE_TYPES, INGEST_FORMATS
 from ui import jobs, paths, state, widgets
 from ui.widgets import literal
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_data" / "demo.jsonl"
-FORMATS = ["auto", "alpaca", "sharegpt", "messages", "prompt_completion", "columns"]
 MODELS = {"default": "Embedded SmolLM2-135M-Instruct (default, offline)", "custom": "A local model dir, .gguf or HF id",
           "tiny": "Tiny random model (tests and demos only)"}
 PRESET_HELP = {"fast": "likelihood (mean, weakest token, end of turn) + reflection + neighbours + form, no sampling",
@@ -50,7 +51,7 @@ def source_file() -> str | None:
             return None
         pick = st.selectbox("Sample file", options, format_func=lambda p: str(p.relative_to(ROOT)), key="sample_pick")
         return str(pick)
-    up = st.file_uploader("Dataset file", type=["jsonl", "json", "csv", "parquet"], key="upload",
+    up = st.file_uploader("Dataset file", type=list(FILE_TYPES), key="upload",
                           help="JSONL / JSON / CSV / Parquet in Alpaca, ShareGPT, messages, prompt/completion or "
                                "any columns you map.")
     if up is None:
@@ -64,7 +65,12 @@ def source_file() -> str | None:
         return None
     data = up.getvalue()
     if not target.exists() or target.read_bytes() != data:
-        target.write_bytes(data)
+        try:
+            with atomic_path(target) as tmp:  # a reader (or a second session) never sees half an upload
+                Path(tmp).write_bytes(data)
+        except ClearError as exc:
+            st.error(literal(exc))
+            return None
     return str(target)
 
 
@@ -89,7 +95,7 @@ def load_section() -> None:
     if path is None:
         return
     c1, c2 = st.columns([1, 3])
-    fmt = c1.selectbox("Format", FORMATS, key="format_pick")
+    fmt = c1.selectbox("Format", INGEST_FORMATS, key="format_pick")
     skip = c2.checkbox("Skip bad rows (import the good ones, list the bad ones)", key="skip_bad")
     spec = None
     try:
@@ -160,10 +166,13 @@ def score_section(ds) -> None:
     for r in (run, latest_correct):
         if r is not None and r.status != "done" and not busy:
             st.warning(f"{r.kind.capitalize()} run #{r.id} is {r.status} at {r.n_done:,} / {r.n_total:,} rows"
-                       + (f": {literal(r.message)}" if r.message else "") + ".")
-            if st.button(f"Resume run #{r.id}", icon=":material/replay:", key=f"resume_{r.id}"):
+                       + (f": {literal(r.message)}" if r.message else "") + ". Resume it here, or from a shell "
+                       "once the app is closed (the app holds the workspace open):")
+            c1, c2 = st.columns([1, 3], vertical_alignment="center")
+            if c1.button(f"Resume run #{r.id}", icon=":material/replay:", key=f"resume_{r.id}"):
                 jobs.resume(s["workspace_path"], ds.name, r)
                 st.rerun()
+            c2.code(runs.resume_command(r.id, s["workspace_path"]), language="bash")  # code: shown as typed
     live_progress(job)
 
 

@@ -251,6 +251,8 @@ def test_bad_upload_lists_bad_rows_and_can_skip_them(tmp_path, monkeypatch):
         assert any("bad row" in e.value for e in at.error), [e.value for e in at.error]
         table = at.dataframe[0].value
         assert list(table.columns) == ["file", "line", "field", "message"] and table["line"].tolist() == [4]
+        uploads = tmp_path / "uploads"  # the upload is saved whole beside the workspace, no temp left behind
+        assert [p.name for p in uploads.iterdir()] == ["bad.jsonl"] and (uploads / "bad.jsonl").read_bytes() == data
         at.checkbox(key="skip_bad").check().run()
         at.text_input(key="name_bad.jsonl").set_value("good").run()
         at.button(key="import").click().run()
@@ -266,3 +268,56 @@ def test_signal_numbers_keep_small_probabilities_readable():
 
     assert [_number(v) for v in (None, float("nan"), 0.0, 0.5, 7.3e-05, 1.0)] == \
         ["—", "—", "0.000", "0.500", "7.3e-05", "1.000"]
+
+
+def test_an_unfinished_run_shows_its_cli_resume_command_beside_the_button(scored):
+    import shlex
+
+    with Workspace.open(scored["path"]) as ws:
+        info = ws.get_dataset("small")
+        stopped = ws.create_run(info.id, "score", {"preset": "fast", "model": "tiny"}, info.n_rows)
+        ws.update_run(stopped, status="stopped", message="stopped at 0 of 41 rows")
+    at = open_page(app().run(), "Data & Scoring")
+    assert any(f"Score run #{stopped} is stopped" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert at.button(key=f"resume_{stopped}").label == f"Resume run #{stopped}"
+    command = f"clear-studio resume {stopped} --workspace {shlex.quote(scored['path'])}"
+    assert command in [c.value for c in at.code]
+
+
+def test_the_export_page_offers_every_export_format(scored, tmp_path):
+    import json
+
+    from clear_core.names import EXPORT_FORMATS
+
+    at = open_page(app().run(), "Export")
+    for fmt in EXPORT_FORMATS:  # each one can be picked (the page once left out JSON)
+        at.radio(key="x_fmt").set_value(fmt).run()
+        assert not at.exception and at.radio(key="x_fmt").value == fmt
+    at.button(key="x_prepare").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    _, name, data, manifest = at.session_state["x_file"]
+    assert name.endswith(".curated.parquet") and data[:4] == b"PAR1"
+    at.radio(key="x_fmt").set_value("json").run()
+    at.button(key="x_prepare").click().run()
+    _, name, data, manifest = at.session_state["x_file"]
+    assert name.endswith(".curated.json") and len(json.loads(data)) == manifest["counts"]["written"]
+
+
+def test_the_charts_colour_rows_by_the_one_band_rule():
+    import pandas as pd
+
+    from clear_core.filtering import BANDS, band_codes
+    from ui import charts
+    from ui.widgets import BAND_COLORS
+
+    conf = np.array([0.1, 0.3, 0.45, 0.5, 0.7, np.nan])
+    points = pd.DataFrame({"row_idx": np.arange(len(conf)), "confidence": conf, "a": 0.5, "b": 0.5})
+    for t_drop, t_keep in ((0.3, 0.5), (0.6, 0.4)):  # also the crossed case, where keep wins as in SQL
+        codes = band_codes(conf, t_drop, t_keep)
+        shown = {t.name.lower(): sorted(t.customdata.tolist()) for t in charts.scatter(points, "a", "b", t_drop,
+                                                                                         t_keep).data}
+        assert shown == {b: np.flatnonzero(codes == i).tolist() for i, b in enumerate(BANDS)}
+        assert 5 in shown["review"]  # a NaN confidence is review, never kept or dropped
+    hist = pd.DataFrame({"bin_lo": [0.0, 0.25, 0.5, 0.75], "bin_hi": [0.25, 0.5, 0.75, 1.0], "count": [1, 2, 3, 4]})
+    bars = charts.histogram(hist, "c", 0.3, 0.6).data[0]
+    assert list(bars.marker.color) == [BAND_COLORS[b] for b in ("drop", "review", "keep", "keep")]

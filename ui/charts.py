@@ -6,18 +6,13 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from clear_core.filtering import BANDS, band_codes
+
 from .widgets import BAND_COLORS
 
 _NEUTRAL = "#64748b"
 _LAYOUT = dict(margin=dict(l=10, r=10, t=36, b=10), height=280, bargap=0.04, showlegend=False,
                plot_bgcolor="white", font=dict(size=12), hovermode="x")
-
-
-def band_of(values: np.ndarray, t_drop: float, t_keep: float) -> np.ndarray:
-    out = np.full(len(values), "review", dtype=object)
-    out[values >= t_keep] = "keep"
-    out[values < t_drop] = "drop"
-    return out
 
 
 def histogram(hist: pd.DataFrame, title: str, t_drop: float | None = None, t_keep: float | None = None) -> go.Figure:
@@ -28,7 +23,7 @@ def histogram(hist: pd.DataFrame, title: str, t_drop: float | None = None, t_kee
     centers, shapes, notes = (lo + hi) / 2, [], []
     colors = [_NEUTRAL] * len(hist)
     if t_drop is not None and t_keep is not None:
-        colors = [BAND_COLORS[b] for b in band_of(centers, t_drop, t_keep)]
+        colors = [BAND_COLORS[BANDS[c]] for c in band_codes(centers, t_drop, t_keep)]
         for x0, x1, band in ((0.0, t_drop, "drop"), (t_drop, t_keep, "review"), (t_keep, 1.0, "keep")):
             if x1 > x0:
                 shapes.append(dict(type="rect", xref="x", yref="paper", x0=x0, x1=x1, y0=0, y1=1, line_width=0,
@@ -49,10 +44,10 @@ def histogram(hist: pd.DataFrame, title: str, t_drop: float | None = None, t_kee
 
 def scatter(points: pd.DataFrame, x: str, y: str, t_drop: float, t_keep: float) -> go.Figure:
     """Two signals against each other, one dot per row, coloured by the row's band."""
-    bands = band_of(points["confidence"].to_numpy(dtype=float), t_drop, t_keep)
+    codes = band_codes(points["confidence"].to_numpy(dtype=float), t_drop, t_keep)
     traces = []
-    for band in ("keep", "review", "drop"):
-        part = points[bands == band]
+    for code, band in enumerate(BANDS):
+        part = points[codes == code]
         traces.append(go.Scattergl(x=part[x].to_numpy(), y=part[y].to_numpy(), mode="markers",
                                    name=band.capitalize(), customdata=part["row_idx"].to_numpy(),
                                    marker=dict(color=BAND_COLORS[band], size=5, opacity=0.6),
