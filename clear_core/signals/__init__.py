@@ -73,6 +73,16 @@ REGISTRY: dict[str, Signal] = {s.name: s for s in (
            "the response's shape (copies the prompt, parses as JSON, empty) is usual among similar prompts' responses"),
     Signal("likelihood_rel", "dataset", "likelihood:fit_rows",
            "the response's likelihood ranked among the responses to the nearest prompts (no task-format effect)"),
+    Signal("appended", "dataset", "appended:fit_rows",
+           "no second instruction appended after the answer (merged rows: '##', '### Instruction:', a new task)"),
+    Signal("placeholder", "dataset", "placeholder:fit_rows",
+           "the response is not empty, a placeholder ('N/A', '<No Output>') or a refusal"),
+    Signal("unseen_input", "dataset", "unseen_input:fit_rows",
+           "the prompt's input can be seen (not only a link or an attachment marker the answer pretends to read)"),
+    Signal("artifacts", "dataset", "artifacts:fit_rows",
+           "no control characters, literal escapes, HTML entities or mojibake that the dataset's answers lack"),
+    Signal("arithmetic", "dataset", "arithmetic:fit_rows",
+           "the response's own arithmetic holds ('a op b = c' steps and the stated final answer)"),
 )}
 
 

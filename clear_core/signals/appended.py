@@ -57,3 +57,10 @@ def score(model: AppendedModel, prompts: Sequence, responses: Sequence[str]) -> 
     """(values, raw): raw = number of marker classes found in the response."""
     fired = np.array([markers(r) for r in responses], dtype=bool).reshape(len(responses), -1)
     return rarity_value(fired, model.share), fired.sum(axis=1).astype(float)
+
+
+def fit_rows(rows):
+    """The registry entry (kind "dataset"): fitted on the dataset's text, queries scored with the same model."""
+    from .dataset import text_signal
+
+    return text_signal(fit, score, rows)

@@ -132,3 +132,10 @@ def score(model, prompts: Sequence, responses: Sequence[str]) -> tuple[np.ndarra
     """(values, raw): raw = contradictions found."""
     out = [check(r) for r in responses]
     return np.array([o[0] for o in out], dtype=float), np.array([o[2] for o in out], dtype=float)
+
+
+def fit_rows(rows):
+    """The registry entry (kind "dataset"): fitted on the dataset's text, queries scored with the same model."""
+    from .dataset import text_signal
+
+    return text_signal(fit, score, rows)

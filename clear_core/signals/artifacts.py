@@ -15,7 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .textrules import rarity_value, shares, text_of, without_code
+from ..chat import display_text
+from .textrules import rarity_value, shares, without_code
 
 NAME = "artifacts"
 CLASSES = (
@@ -38,7 +39,7 @@ def found(prompt: str, response: str) -> list[bool]:
 
 
 def _matrix(prompts: Sequence, responses: Sequence[str]) -> np.ndarray:
-    rows = [found(text_of(p), r) for p, r in zip(prompts, responses)]
+    rows = [found(display_text(p), r) for p, r in zip(prompts, responses)]
     return np.array(rows, dtype=bool).reshape(len(rows), len(CLASSES))
 
 
@@ -50,3 +51,10 @@ def score(model: ArtifactsModel, prompts: Sequence, responses: Sequence[str]) ->
     """(values, raw): raw = number of classes found."""
     fired = _matrix(prompts, responses)
     return rarity_value(fired, model.share), fired.sum(axis=1).astype(float)
+
+
+def fit_rows(rows):
+    """The registry entry (kind "dataset"): fitted on the dataset's text, queries scored with the same model."""
+    from .dataset import text_signal
+
+    return text_signal(fit, score, rows)

@@ -62,3 +62,10 @@ def score(model: frozenset[str] | None, prompts: Sequence, responses: Sequence[s
     values = np.array([EMPTY if k in ("empty", "placeholder") else REFUSAL if k == "refusal" else 1.0 for k in kinds])
     raw = np.array([2.0 if k in ("empty", "placeholder") else 1.0 if k == "refusal" else 0.0 for k in kinds])
     return values, raw
+
+
+def fit_rows(rows):
+    """The registry entry (kind "dataset"): fitted on the dataset's text, queries scored with the same model."""
+    from .dataset import text_signal
+
+    return text_signal(fit, score, rows)

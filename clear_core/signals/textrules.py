@@ -16,13 +16,6 @@ import numpy as np
 CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`", re.S)
 
 
-def text_of(prompt) -> str:
-    """The text of a prompt: a string, or the contents of its chat messages joined by newlines."""
-    if isinstance(prompt, str):
-        return prompt
-    return "\n".join(str(m.get("content", "")) for m in prompt)
-
-
 def without_code(text: str) -> str:
     """The text with fenced and inline code removed (escapes and symbols in code are normal)."""
     return CODE.sub(" ", text)
@@ -46,6 +39,3 @@ def shares(fired: np.ndarray) -> np.ndarray:
     fired = np.asarray(fired, dtype=bool)
     return fired.mean(axis=0) if len(fired) else np.zeros(fired.shape[1:])
 
-
-def as_texts(prompts: Sequence) -> list[str]:
-    return [text_of(p) for p in prompts]

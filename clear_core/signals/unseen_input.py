@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .textrules import text_of
+from ..chat import display_text
 
 NAME = "unseen_input"
 MARKER = re.compile(r"<\s*(picture|image|img|photo|video|audio|file|attachment)[^<>]{0,40}>|\[\s*(attached|"
@@ -54,5 +54,12 @@ def fit(prompts: Sequence, responses: Sequence[str]) -> None:
 
 def score(model, prompts: Sequence, responses: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(values, raw): raw = 1 where the row fired."""
-    values = np.array([check(text_of(p), r) for p, r in zip(prompts, responses)], dtype=float)
+    values = np.array([check(display_text(p), r) for p, r in zip(prompts, responses)], dtype=float)
     return values, (values < 1.0).astype(float)
+
+
+def fit_rows(rows):
+    """The registry entry (kind "dataset"): fitted on the dataset's text, queries scored with the same model."""
+    from .dataset import text_signal
+
+    return text_signal(fit, score, rows)
