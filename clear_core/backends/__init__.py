@@ -26,6 +26,14 @@ def load_backend(spec: str = "default", device: str = "auto", dtype: str = "auto
     from . import embedded, gguf_file, loading
 
     root = Path(cache_dir) if cache_dir is not None else embedded.default_cache_root()
+    if spec.startswith("vllm:"):                    # "vllm:default" or "vllm:DIR"; vLLM is imported only here
+        from .vllm import load as load_vllm
+
+        return load_vllm(spec, device, dtype, root)
+    if spec.startswith(("http://", "https://")):   # an OpenAI-compatible server: "http://HOST:PORT/v1"
+        from .server import load as load_server
+
+        return load_server(spec, device, dtype, root)
     if spec == "default":
         return loading.load_dir(embedded.default_model_dir(root), device, dtype, name=embedded.NAME)
     if spec == "tiny":
