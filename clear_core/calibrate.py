@@ -19,9 +19,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from .defects import KINDS as DEFECT_KINDS
 from .errors import ClearError
 
-BAD_ACTIONS = ("drop", "edit", "accept")  # a reviewer's decision that the original response was not good
+BAD_ACTIONS = ("drop", "edit", "accept")
+  # a reviewer's decision that the original response was not good
 
 
 class CalibrationError(ClearError):
@@ -146,7 +148,9 @@ def make_corruptions(rows: Sequence[Any], n: int = 200, seed: int = 0, min_words
     response itself). Rows marked in `labels_only` (their response is a class label: neighbors' categorical rows)
     get the swap only: between labels a swap is exactly a label flip, the noise such data has, while an echo or a
     cut label is a kind of noise it does not have, and fitting weights to catch it would pull them away from
-    the signals that catch flips (bench/results/quality.md, History).
+    the signals that catch flips (bench/results/quality.md, History). Every other sampled free-text row also
+    yields one text defect (clear_core.defects: an appended instruction, a placeholder, an unseen input, stray
+    artifacts, a changed arithmetic result), so that the text signals are weighted by what they separate.
     """
     rng = np.random.default_rng(seed)
     responses = [str(_field(r, "response")) for r in rows]
@@ -171,6 +175,22 @@ def make_corruptions(rows: Sequence[Any], n: int = 200, seed: int = 0, min_words
         echo = _echo(prompt, max(1, len(words)), rng)
         if echo and _norm(echo) != norm[i]:
             out.append({"prompt": prompt, "response": echo, "source_row": int(i), "kind": "echo"})
+    return out + _text_defects(rows, responses, [int(r["source_row"]) for r in out if r["kind"] == "swap"],
+                               only_swap, seed)
+
+
+def _text_defects(rows, responses, sampled: list[int], only_swap: np.ndarray, seed: int) -> list[dict]:
+    """One text defect (clear_core.defects) for every other sampled free-text row, drawn from a generator of its
+    own so that the swaps, truncations and echoes stay the same rows as without them."""
+    from .defects import text_defect
+
+    rng = np.random.default_rng([seed, 1])
+    out = []
+    for i in [i for i in sampled if not only_swap[i]][::2]:
+        j = int(rng.integers(len(rows)))
+        made = text_defect(_field(rows[i], "prompt"), responses[i], (_field(rows[j], "prompt"), responses[j]), i, rng)
+        if made is not None and (made[2] == "unseen" or _norm(made[1]) != _norm(responses[i])):
+            out.append({"prompt": made[0], "response": made[1], "source_row": int(i), "kind": made[2]})
     return out
 
 
@@ -216,5 +236,6 @@ def label_free(rows: Sequence[Any], values: Mapping[str, np.ndarray],
         merged[name] = np.concatenate([orig, syn])
     good = np.r_[np.ones(len(originals), bool), np.zeros(len(bad_rows), bool)]
     cal = fit_weights(merged, good, min_each, mean=mean)
-    kinds = {k: sum(r["kind"] == k for r in bad_rows) for k in ("swap", "truncate", "echo")}
+    kinds = {k: n for k in ("swap", "truncate", "echo") + DEFECT_KINDS
+             if (n := sum(r["kind"] == k for r in bad_rows)) or k in ("swap", "truncate", "echo")}
     return dataclasses.replace(cal, method="synthetic", kinds=kinds)

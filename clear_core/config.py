@@ -20,8 +20,10 @@ DEFAULT_MODEL = "default"  # the embedded SmolLM2-135M-Instruct from the llm-smo
 # examples, still no sampling (DESIGN.md puts consistency with k = 3 here; with the 135M default it adds nothing
 # the calibration keeps, at many times the cost of fast, while the in-context pass carries the sample data: figures
 # in bench/results/quality.md). `thorough` adds consistency over 5 samples, ifd and BSDetector's weights (beta = 0.7 on
-# consistency, 0.3 on reflection). Fixed weights are the fallback: every run calibrates its own.
-_FAST = ("likelihood", "likelihood_min", "likelihood_end", "reflection", "neighbors", "form", "likelihood_rel")
+# consistency, 0.3 on reflection). Fixed weights are the fallback: every run calibrates its own. Every preset has
+# the text signals (_TEXT: rules over the row's text for the defects real SFT data carries; no model, no cost).
+_TEXT = ("appended", "placeholder", "unseen_input", "artifacts", "arithmetic")
+_FAST = ("likelihood", "likelihood_min", "likelihood_end", "reflection", "neighbors", "form", "likelihood_rel") + _TEXT
 _CONTEXT = ("likelihood_ctx", "likelihood_ctx_min")
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": dict(signals=_FAST, weights={s: 1.0 for s in _FAST}, k_samples=0),

@@ -75,9 +75,14 @@ def test_calibration_from_decisions_needs_both_kinds():
         calibrate.from_decisions({k: v[:40] for k, v in values.items()}, actions)
 
 
+def _model_kinds(bad):
+    """The swaps, truncations and echoes (the text defects are tested below)."""
+    return [b for b in bad if b["kind"] not in calibrate.DEFECT_KINDS]
+
+
 def test_corruptions_swap_to_a_different_answer_truncate_and_echo():
     rows = [{"prompt": f"q{i}", "response": ("yes" if i % 2 else "no")} for i in range(30)]
-    bad = calibrate.make_corruptions(rows, n=20, seed=0)
+    bad = _model_kinds(calibrate.make_corruptions(rows, n=20, seed=0))
     swaps = [b for b in bad if b["kind"] == "swap"]
     assert len(swaps) == 20 and {b["kind"] for b in bad} == {"swap", "echo"}
     assert all(b["response"] != rows[b["source_row"]]["response"] for b in bad)
@@ -85,7 +90,7 @@ def test_corruptions_swap_to_a_different_answer_truncate_and_echo():
     # an echo is a run of the prompt's own words, as long as the response
     assert all(b["response"] == rows[b["source_row"]]["prompt"] for b in bad if b["kind"] == "echo")
     long_rows = [{"prompt": f"q{i}", "response": f"a long answer number {i} with many words in it"} for i in range(10)]
-    kinds = {b["kind"] for b in calibrate.make_corruptions(long_rows, n=10)}
+    kinds = {b["kind"] for b in _model_kinds(calibrate.make_corruptions(long_rows, n=10))}
     assert kinds == {"swap", "truncate", "echo"}
     chat = [{"prompt": [{"role": "system", "content": "be brief"},
                         {"role": "user", "content": f"Give the antonym of the word 'w{i}'."}],
@@ -98,7 +103,7 @@ def test_corruptions_swap_to_a_different_answer_truncate_and_echo():
     # rows whose response is a class label get label flips only (no echo, no cut label)
     mixed = long_rows + rows
     flags = [False] * len(long_rows) + [True] * len(rows)
-    bad = calibrate.make_corruptions(mixed, n=len(mixed), labels_only=flags)
+    bad = _model_kinds(calibrate.make_corruptions(mixed, n=len(mixed), labels_only=flags))
     assert {b["kind"] for b in bad if flags[b["source_row"]]} == {"swap"}
     assert {b["kind"] for b in bad if not flags[b["source_row"]]} == {"swap", "truncate", "echo"}
     with pytest.raises(CalibrationError):
@@ -141,3 +146,32 @@ def test_a_stored_config_keeps_its_mean_and_an_old_one_reads_as_arithmetic():
     assert cfg.mean == "geometric" and ScoreConfig.from_dict(json.loads(cfg.to_json())) == cfg
     old = {k: v for k, v in json.loads(cfg.to_json()).items() if k != "mean"}  # stored before `mean` existed
     assert ScoreConfig.from_dict(old).mean == "arithmetic"
+
+
+def test_text_defects_leave_the_other_corruptions_unchanged_and_are_caught_by_their_signals():
+    from clear_core.signals import dataset, get_signal
+
+    rows = [{"prompt": [{"role": "user", "content": f"What is {i} + {i + 1}?"}],
+             "response": f"We add: {i} + {i + 1} = {2 * i + 1}. The sum is {2 * i + 1}."} for i in range(80)]
+    bad = calibrate.make_corruptions(rows, n=60, seed=0)
+    defects = [b for b in bad if b["kind"] in calibrate.DEFECT_KINDS]
+    # one defect for every other sampled row, and none for label-only rows
+    assert 20 <= len(defects) <= 30 and {b["kind"] for b in defects} == set(calibrate.DEFECT_KINDS)
+    only_labels = calibrate.make_corruptions(rows, n=60, seed=0, labels_only=[True] * 80)
+    assert not [b for b in only_labels if b["kind"] in calibrate.DEFECT_KINDS]
+    # the swaps, truncations and echoes are the same rows as they would be without the defects
+    assert _model_kinds(bad) == [b for b in bad if b["kind"] in ("swap", "truncate", "echo")]
+    assert [b["source_row"] for b in _model_kinds(bad)] == [b["source_row"] for b in _model_kinds(
+        calibrate.make_corruptions(rows, n=60, seed=0))]
+    signal_of = {"append": "appended", "placeholder": "placeholder", "unseen": "unseen_input",
+                 "artifact": "artifacts", "arith": "arithmetic"}
+    base = dataset.Rows(np.zeros((80, 2)), np.zeros((80, 2)), [r["prompt"] for r in rows],
+                        [r["response"] for r in rows])
+    for kind, name in signal_of.items():
+        these = [b for b in defects if b["kind"] == kind]
+        fitted = get_signal(name).compute(base)
+        assert fitted.values.min() == 1.0        # the clean rows never fire
+        queries = dataset.Rows(np.zeros((len(these), 2)), np.zeros((len(these), 2)), [b["prompt"] for b in these],
+                               [b["response"] for b in these])
+        caught = fitted.score(queries, np.array([b["source_row"] for b in these]))
+        assert (caught < 1.0).mean() >= 0.8, (kind, caught)
