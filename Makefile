@@ -56,7 +56,7 @@ $(ENGINES_STAMP): pyproject.toml
 	touch $(ENGINES_STAMP)
 
 test-engines: $(ENGINES_STAMP)
-	$(ENGINES_VENV)/bin/python -m pytest -q -rs tests/engines tests/test_engines.py
+	$(ENGINES_VENV)/bin/python -m pytest -q -rs --durations=5 tests/engines tests/test_engines.py
 
 bench: setup
 	$(BIN)/python bench/ingest_export.py

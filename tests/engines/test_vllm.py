@@ -161,3 +161,65 @@ def test_sampling_is_seeded(engine):
     assert backend.generate(prompt, n=3, max_new_tokens=12, temperature=1.0, seed=7) == first
     assert backend.generate(prompt, n=3, max_new_tokens=12, temperature=1.0, seed=8) != first
     assert backend.generate(prompt, n=2, max_new_tokens=12) == [backend.generate(prompt, max_new_tokens=12)[0] * 2]
+
+
+def test_embeddings_cost_a_small_share(engine, capsys):
+    """The embeddings come from the transformers model of the embedded default: what they add to the fused pass."""
+    from clear_core.config import ScoreConfig
+    from clear_core.scoring import prepare_item
+    from clear_core.signals import reflection
+
+    kind, backend = engine
+    items = [prepare_item(backend, p, r, 1024) for _, p, r in sample_rows()]
+    layers = ScoreConfig().embed_layers
+    t = time.perf_counter()
+    bare = backend.forward_scores(items, reflection.QUESTIONS, embed_layers=())
+    t_bare = time.perf_counter() - t
+    t = time.perf_counter()
+    full = backend.forward_scores(items, reflection.QUESTIONS, embed_layers=layers)
+    t_full = time.perf_counter() - t
+    with capsys.disabled():
+        print(f"\nvLLM {kind}: fused pass {t_bare:.2f} s without embeddings, {t_full:.2f} s with them "
+              f"(layers {layers}): {max(t_full - t_bare, 0.0) / t_full:.0%} of the pass")
+    assert bare.prompt_emb.shape == (len(items), 0) and full.prompt_emb.shape == (len(items), 576)
+    assert np.array_equal(bare.suffix_probs, full.suffix_probs)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    from clear_core.formats import read_dataset
+    from clear_core.store import Workspace
+
+    from agreement import SAMPLE
+
+    ws = Workspace.open(tmp_path_factory.mktemp("ws") / "ws.duckdb")
+    ws.add_dataset("demo", read_dataset(str(SAMPLE)))
+    yield ws
+    ws.close()
+
+
+def _run(ws, backend, spec: str):
+    from clear_core import pipeline
+    from clear_core.config import preset_config
+
+    run_id = pipeline.run_scoring(ws, "demo", preset_config("fast", limit=10, model=spec), backend=backend)
+    assert ws.row_errors(run_id).empty
+    return ws.scores_wide(run_id)
+
+
+@pytest.fixture(scope="module")
+def hf_run(hf, workspace):
+    return _run(workspace, hf, "default")
+
+
+def test_a_scoring_run_matches_transformers(engine, workspace, hf_run):
+    """A whole `fast` run (row signals, neighbors and the other dataset signals, calibration on synthetic rows)
+    through the engine gives the transformers backend's scores. Offline only: a run reaches the server through the
+    same backend calls the tests above check, and each run costs over a minute here."""
+    kind, backend = engine
+    if kind != "offline":
+        pytest.skip("checked once, offline")
+    got = _run(workspace, backend, "vllm:default")
+    assert list(hf_run.columns) == list(got.columns) and "confidence" in got.columns and len(got) == 10
+    for name in ("confidence", "neighbors", "likelihood", "reflection"):
+        assert np.nanmax(np.abs(hf_run[name].to_numpy() - got[name].to_numpy())) < PROB_TOL, name
