@@ -206,7 +206,11 @@ class ServerBackend(TokenRendering):
     def letter_probs(self, seqs: Sequence[Sequence[int]], candidates: Sequence[str]) -> np.ndarray:
         """(n, len(candidates)) next-token probabilities of the candidates after each sequence."""
         token_ids, groups = self.candidate_groups(candidates)
-        by_text = {self.tokenizer.decode([t]): c for c, t in enumerate(token_ids)}
+        if not seqs:
+            return np.zeros((0, len(candidates)))
+        # vLLM keys the log-probs "token_id:ID" (return_tokens_as_token_ids); other servers by the token's text
+        columns = {f"token_id:{t}": c for c, t in enumerate(token_ids)}
+        columns.update({self.tokenizer.decode([t]): c for c, t in enumerate(token_ids)})
 
         def one(ids):
             choice = self._complete({"prompt": list(ids), "max_tokens": 1, "temperature": 0.0,
@@ -215,15 +219,12 @@ class ServerBackend(TokenRendering):
             tops = (choice.get("logprobs") or {}).get("top_logprobs") or [{}]
             row = np.full(len(token_ids), -np.inf)
             for key, value in (tops[0] or {}).items():
-                col = (token_ids.index(int(key[9:])) if key[9:].isdigit() and int(key[9:]) in token_ids else None) \
-                    if key.startswith("token_id:") else by_text.get(key)
-                if col is not None and value is not None:
-                    row[col] = max(row[col], float(value))
+                if key in columns and value is not None:
+                    row[columns[key]] = max(row[columns[key]], float(value))
             if np.isinf(row).all():
                 raise ClearError(f"server {self.client.opts.url}: no log-probs for the candidates {list(candidates)}")
             return row
-        return group_probs(np.stack(self.client.map(one, list(seqs))), groups) if len(seqs) else \
-            np.zeros((0, len(candidates)))
+        return group_probs(np.stack(self.client.map(one, list(seqs))), groups)
 
     # ---- the Backend protocol -----------------------------------------------------------------------------------
     def forward_scores(self, items: Sequence[ScoreItem], suffixes: Sequence[str] = (),
