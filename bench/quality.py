@@ -106,8 +106,9 @@ def context_cached(backend, rows: list[dict], source_rows, index, dataset_rows: 
     return cached_chunks(len(rows), cache, label, compute)
 
 
-def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: int):
-    """(table rows, per-kind values or None): every method's metrics on one dataset."""
+def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: int, in_context: bool = True):
+    """(table rows, per-kind values or None): every method's metrics on one dataset. Without `in_context` the
+    in-context pass (the costly one on long rows) is left out, and so are its two signals."""
     from clear_core import calibrate
     from clear_core.signals import combine, context, dataset, of_kind
 
@@ -118,7 +119,7 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
     index = context.ContextIndex.build(np.arange(len(rows)), scored["prompt_emb"])
     ctx_tag = f"context2-k{config.context_examples}"
     in_ctx = context_cached(backend, rows, np.arange(len(rows)), index, rows, config, cache_root / key / ctx_tag,
-                            f"{name} in context")
+                            f"{name} in context") if in_context else {}
     values.update({k[2:]: in_ctx[k] for k in in_ctx if k.startswith("v_")})
     def as_rows(out: dict, part: list[dict]) -> dataset.Rows:
         return dataset.Rows(out["prompt_emb"], out["response_emb"], [r["prompt"] for r in part],
@@ -134,7 +135,8 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
         res = {k[2:]: out[k] for k in out if k.startswith("v_")}
         src = np.array([r["source_row"] for r in bad_rows])
         syn = context_cached(backend, bad_rows, src, index, rows, config,
-                             cache_root / key / f"synthetic-{tag}-{ctx_tag}", f"{name} synthetic in context")
+                             cache_root / key / f"synthetic-{tag}-{ctx_tag}", f"{name} synthetic in context") \
+            if in_context else {}
         res.update({k[2:]: syn[k] for k in syn if k.startswith("v_")})
         res.update(dataset.score_queries(fitted, as_rows(out, bad_rows), src))
         return res

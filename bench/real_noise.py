@@ -211,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic", type=int, default=200, help="rows sampled for label-free calibration")
     ap.add_argument("--cache", default="/tmp/clear_bench_cache")
     ap.add_argument("--rules-only", action="store_true", help="only the rule baseline and random (no model)")
+    ap.add_argument("--in-context", action="store_true",
+                    help="also run the in-context pass when the preset does not use it (slow on long rows)")
     args = ap.parse_args(argv)
 
     data = make(load_clean(args.benchmarks, args.limit), args.rate, args.seed)
@@ -231,8 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     backend = load_backend(args.model)
     print(f"model {backend.name} ({backend.n_params / 1e6:.0f}M params, {backend.device}, {backend.dtype}); "
           f"preset {args.preset}", flush=True)
+    from clear_core.signals import of_kind
+
+    in_context = args.in_context or bool(of_kind("context", config.signals))
     results, per_kind = quality.evaluate(data.name, data, backend, config, Path(args.cache) / "quality",
-                                         args.synthetic)
+                                         args.synthetic, in_context=in_context)
     quality.print_table(data.name, results)
     values, _ = per_kind
     print(f"\n## real_noise: AUROC overall and per kind (preset {args.preset}, calibrated confidence first)")
