@@ -19,7 +19,7 @@ def register(subparsers, default_workspace: str) -> None:
     p = subparsers.add_parser("score", help="score every row of a dataset (confidence in [0, 1], higher = better)",
                               description=__doc__.splitlines()[0])
     p.add_argument("dataset", metavar="NAME_OR_FILE", help="a dataset of the workspace, or a file to ingest first")
-    p.add_argument("--model", default="default", help="default | tiny | a model dir | a .gguf file | a HF id")
+    p.add_argument("--model", default="default", help="default | tiny | a model dir | a .gguf file | a HF id | vllm:SPEC | http://HOST:PORT/v1")
     p.add_argument("--preset", default="fast", choices=sorted(PRESETS), help="signal set (default: fast)")
     p.add_argument("--workspace", default=default_workspace, help=f"workspace file (default: {default_workspace})")
     p.add_argument("--limit", type=positive_int, default=None, help="score only the first N rows")
