@@ -211,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic", type=int, default=200, help="rows sampled for label-free calibration")
     ap.add_argument("--context-examples", type=int, default=None, help="worked examples per row for likelihood_ctx")
     ap.add_argument("--cache", default="/tmp/clear_bench_cache")
+    ap.add_argument("--no-in-context", action="store_true",
+                    help="leave out the in-context pass (and its two signals) when the preset does not use it")
     args = ap.parse_args(argv)
 
     from clear_core.backends import load_backend
@@ -227,7 +229,11 @@ def main(argv: list[str] | None = None) -> int:
           f"embed_layers {config.embed_layers}", flush=True)
     for name in args.datasets.split(","):
         data = datasets.load(name.strip(), args.benchmarks, args.sample_dir, args.limit)
-        results, per_kind = evaluate(data.name, data, backend, config, Path(args.cache) / "quality", args.synthetic)
+        from clear_core.signals import of_kind
+
+        in_context = not args.no_in_context or bool(of_kind("context", config.signals))
+        results, per_kind = evaluate(data.name, data, backend, config, Path(args.cache) / "quality", args.synthetic,
+                                     in_context=in_context)
         print_table(data.name, results)
         if per_kind is not None:
             print_per_kind(data.name, *per_kind)
