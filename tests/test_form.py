@@ -98,3 +98,19 @@ def test_dataset_signals_fit_and_query_together():
     assert "likelihood_rel" not in dataset.score_queries(fitted, dataset.Rows(emb[:1], emb[:1], prompts[:1],
                                                                               responses[:1]), [0])
     assert dataset.fit(("form",), no_raw).labels_only is None
+
+
+def test_equal_typicality_compares_equal_whatever_the_neighbours_order():
+    """A dataset where every response copies its prompt (labels named in the question): every row is equally
+    typical, so the values are one number (not float noise that would rank the rows), for the rows and for queries
+    scored in another order."""
+    rng = np.random.default_rng(5)
+    emb = rng.normal(size=(200, 16))
+    labels = ("positive", "negative", "neutral")
+    prompts = [[{"role": "user", "content": f"Sentence {i}: positive, negative or neutral?"}] for i in range(200)]
+    responses = [labels[i % 3] for i in range(200)]
+    model, values, raw = form.fit(emb, prompts, responses)
+    assert (raw == 1).all() and len(np.unique(values)) == 1
+    order = rng.permutation(200)
+    q = form.score_queries(model, emb[order], [prompts[i] for i in order], [responses[i] for i in order], order)
+    assert len(np.unique(np.r_[q, values])) == 1

@@ -32,6 +32,7 @@ from ..chat import display_text
 from . import knn
 
 FEATURES = ("copy", "json", "blank")
+ROUND = 12  # decimals kept of each value (see _typicality)
 _NON_WORD = re.compile(r"[^\w\s]+")
 
 
@@ -80,7 +81,10 @@ def _typicality(model: FormModel, unit: np.ndarray, feats: np.ndarray, exclude: 
     share = np.einsum("nk,nkf->nf", w, model.features[nn]) / w.sum(1, keepdims=True)
     k = nn.shape[1]
     p = (k * share + 0.5) / (k + 1)
-    typical = np.where(feats > 0, p, 1 - p).min(axis=1)
+    # Rounded so that rows whose typicality is equal (the same features among equally typical neighbours) compare
+    # equal whatever order the weights were summed in: on a dataset where the signal is constant, float noise would
+    # otherwise rank the rows.
+    typical = np.round(np.where(feats > 0, p, 1 - p).min(axis=1), ROUND)
     mask = (feats * (2 ** np.arange(len(FEATURES)))).sum(axis=1)
     return np.clip(typical, 0, 1), mask
 
