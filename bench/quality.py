@@ -106,6 +106,13 @@ def context_cached(backend, rows: list[dict], source_rows, index, dataset_rows: 
     return cached_chunks(len(rows), cache, label, compute)
 
 
+def uses_context(config) -> bool:
+    """Whether the preset combines the in-context signals (the in-context pass is needed for its `confidence`)."""
+    from clear_core.signals import of_kind
+
+    return bool(of_kind("context", config.signals))
+
+
 def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: int, in_context: bool = True):
     """(table rows, per-kind values or None): every method's metrics on one dataset. Without `in_context` the
     in-context pass (the costly one on long rows) is left out, and so are its two signals."""
@@ -227,11 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     backend = load_backend(args.model)
     print(f"model {backend.name} ({backend.n_params / 1e6:.0f}M params, {backend.device}, {backend.dtype}); preset {args.preset}; "
           f"embed_layers {config.embed_layers}", flush=True)
+    in_context = not args.no_in_context or uses_context(config)
     for name in args.datasets.split(","):
         data = datasets.load(name.strip(), args.benchmarks, args.sample_dir, args.limit)
-        from clear_core.signals import of_kind
-
-        in_context = not args.no_in_context or bool(of_kind("context", config.signals))
         results, per_kind = evaluate(data.name, data, backend, config, Path(args.cache) / "quality", args.synthetic,
                                      in_context=in_context)
         print_table(data.name, results)

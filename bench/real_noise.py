@@ -233,9 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     backend = load_backend(args.model)
     print(f"model {backend.name} ({backend.n_params / 1e6:.0f}M params, {backend.device}, {backend.dtype}); "
           f"preset {args.preset}", flush=True)
-    from clear_core.signals import of_kind
-
-    in_context = args.in_context or bool(of_kind("context", config.signals))
+    in_context = args.in_context or quality.uses_context(config)
     results, per_kind = quality.evaluate(data.name, data, backend, config, Path(args.cache) / "quality",
                                          args.synthetic, in_context=in_context)
     quality.print_table(data.name, results)

@@ -14,16 +14,19 @@ This module needs no torch: row signals of the synthetic pairs come from a `scor
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from .chat import last_user_text
 from .defects import KINDS as DEFECT_KINDS
+from .defects import text_defect
 from .errors import ClearError
 
-BAD_ACTIONS = ("drop", "edit", "accept")
-  # a reviewer's decision that the original response was not good
+BAD_ACTIONS = ("drop", "edit", "accept")  # a reviewer's decision that the original response was not good
+MODEL_KINDS = ("swap", "truncate", "echo")  # the corruptions every row can get (text defects: DEFECT_KINDS)
 
 
 class CalibrationError(ClearError):
@@ -159,7 +162,8 @@ def make_corruptions(rows: Sequence[Any], n: int = 200, seed: int = 0, min_words
         raise CalibrationError("every response is the same text: no synthetic swaps can be made")
     out = []
     only_swap = np.zeros(len(rows), bool) if labels_only is None else np.asarray(labels_only, dtype=bool)
-    for i in rng.permutation(len(rows))[:n]:
+    sampled = rng.permutation(len(rows))[:n]
+    for i in sampled:
         prompt = _field(rows[i], "prompt")
         for _ in range(50):
             j = int(rng.integers(len(rows)))
@@ -175,15 +179,12 @@ def make_corruptions(rows: Sequence[Any], n: int = 200, seed: int = 0, min_words
         echo = _echo(prompt, max(1, len(words)), rng)
         if echo and _norm(echo) != norm[i]:
             out.append({"prompt": prompt, "response": echo, "source_row": int(i), "kind": "echo"})
-    return out + _text_defects(rows, responses, [int(r["source_row"]) for r in out if r["kind"] == "swap"],
-                               only_swap, seed)
+    return out + _text_defects(rows, responses, sampled, only_swap, seed)
 
 
-def _text_defects(rows, responses, sampled: list[int], only_swap: np.ndarray, seed: int) -> list[dict]:
+def _text_defects(rows, responses, sampled: np.ndarray, only_swap: np.ndarray, seed: int) -> list[dict]:
     """One text defect (clear_core.defects) for every other sampled free-text row, drawn from a generator of its
     own so that the swaps, truncations and echoes stay the same rows as without them."""
-    from .defects import text_defect
-
     rng = np.random.default_rng([seed, 1])
     out = []
     for i in [i for i in sampled if not only_swap[i]][::2]:
@@ -196,12 +197,7 @@ def _text_defects(rows, responses, sampled: list[int], only_swap: np.ndarray, se
 
 def _echo(prompt: Any, n_words: int, rng: np.random.Generator) -> str:
     """A random run of `n_words` words (fewer if the text is shorter) of the prompt's last user turn."""
-    if isinstance(prompt, str):
-        text = prompt
-    else:
-        users = [str(m.get("content", "")) for m in prompt if m.get("role") == "user"]
-        text = users[-1] if users else ""
-    words = text.split()
+    words = last_user_text(prompt).split()
     if not words:
         return ""
     n = min(n_words, len(words))
@@ -236,6 +232,6 @@ def label_free(rows: Sequence[Any], values: Mapping[str, np.ndarray],
         merged[name] = np.concatenate([orig, syn])
     good = np.r_[np.ones(len(originals), bool), np.zeros(len(bad_rows), bool)]
     cal = fit_weights(merged, good, min_each, mean=mean)
-    kinds = {k: n for k in ("swap", "truncate", "echo") + DEFECT_KINDS
-             if (n := sum(r["kind"] == k for r in bad_rows)) or k in ("swap", "truncate", "echo")}
+    counts = Counter(r["kind"] for r in bad_rows)
+    kinds = {k: counts[k] for k in MODEL_KINDS + DEFECT_KINDS if k in MODEL_KINDS or counts[k]}
     return dataclasses.replace(cal, method="synthetic", kinds=kinds)

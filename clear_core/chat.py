@@ -8,6 +8,8 @@ A prompt is a sequence of chat messages ({"role", "content"}). Three things are 
 * `display_text(prompt)`: the text people read and search (the stored `prompt_text` column, the app's previews) and
   in which `form` looks for a response that copies its prompt;
 * `model_text(prompt)`: the text a model reads inside another prompt (the pairwise judge's, a flattened example).
+`last_user_text` and `with_last_user` read and replace the prompt's last user turn (the question a template wraps,
+the input a synthetic defect replaces).
 Only these two flattenings exist because their bytes are stored (display) or fed to the model (model), so each
 must stay exactly as it is.
 """
@@ -66,3 +68,24 @@ def few_shot(prompt: Sequence[dict], examples: Sequence[tuple[Sequence[dict], st
                       if m.get("role") != "system"]
             turns.append({"role": "assistant", "content": cut(str(ex_response), max_chars)})
     return turns + [m for m in own if m.get("role") != "system"]
+
+
+def last_user_text(prompt: Sequence[dict] | str) -> str:
+    """The text of the last user turn ("" when there is none); a string prompt is its own user turn."""
+    if isinstance(prompt, str):
+        return prompt
+    users = [str(m.get("content", "")) for m in prompt if m.get("role") == "user"]
+    return users[-1] if users else ""
+
+
+def with_last_user(prompt: Sequence[dict] | str, text: str) -> list[dict] | str:
+    """The prompt with its last user turn's text replaced (a user turn appended when there is none); a string
+    prompt becomes `text`."""
+    if isinstance(prompt, str):
+        return text
+    messages = [dict(m) for m in prompt]
+    last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+    if last is None:
+        return messages + [{"role": "user", "content": text}]
+    messages[last]["content"] = text
+    return messages

@@ -15,31 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from .chat import last_user_text, with_last_user
+
 KINDS = ("append", "placeholder", "unseen", "artifact", "arith")
 SEPARATORS = ("\n\n##\n\n", "\n\n### Instruction:\n", "\nInstruction: ", "\n\n2. ")
 PLACEHOLDERS = ("", "N/A", "<No Output>", "No output.", "[Answer here]")
 UNSEEN = ("Summarize the page at https://example.org/item/{i}", "Describe the attached picture. <image>",
           "What does the attached file say? [Attached: notes.pdf]", "Sum up the video: https://example.org/v/{i}")
 ARTIFACTS = ("&amp;", "&quot;", "\\n", "\\t", "\x0b", "\u200b")
-
-
-def _user_text(prompt: Any) -> str:
-    if isinstance(prompt, str):
-        return prompt
-    users = [str(m.get("content", "")) for m in prompt if m.get("role") == "user"]
-    return users[-1] if users else ""
-
-
-def _with_user_text(prompt: Any, text: str) -> Any:
-    """The prompt with its last user turn's text replaced."""
-    if isinstance(prompt, str):
-        return text
-    msgs = [dict(m) for m in prompt]
-    last = max((k for k, m in enumerate(msgs) if m.get("role") == "user"), default=None)
-    if last is None:
-        return msgs + [{"role": "user", "content": text}]
-    msgs[last]["content"] = text
-    return msgs
 
 
 def _changed_result(response: str, rng: np.random.Generator) -> str | None:
@@ -70,11 +53,11 @@ def text_defect(prompt: Any, response: str, other: tuple[Any, str], i: int,
     kind = str(rng.choice(kinds))
     if kind == "append":
         sep = str(rng.choice(SEPARATORS))
-        return prompt, f"{response}{sep}{_user_text(other[0])[:300]}\n{str(other[1])[:300]}", kind
+        return prompt, f"{response}{sep}{last_user_text(other[0])[:300]}\n{str(other[1])[:300]}", kind
     if kind == "placeholder":
         return prompt, str(rng.choice(PLACEHOLDERS)), kind
     if kind == "unseen":
-        return _with_user_text(prompt, str(rng.choice(UNSEEN)).format(i=i)), response, kind
+        return with_last_user(prompt, str(rng.choice(UNSEEN)).format(i=i)), response, kind
     if kind == "artifact":
         words = response.split(" ")
         for _ in range(2):

@@ -49,13 +49,17 @@ def _new_numbered_task(text: str) -> bool:
     return False
 
 
+def _matrix(responses: Sequence[str]) -> np.ndarray:
+    return np.array([markers(r) for r in responses], dtype=bool).reshape(len(responses), len(MARKERS) + 1)
+
+
 def fit(prompts: Sequence, responses: Sequence[str]) -> AppendedModel:
-    return AppendedModel(shares(np.array([markers(r) for r in responses], dtype=bool).reshape(len(responses), -1)))
+    return AppendedModel(shares(_matrix(responses)))
 
 
 def score(model: AppendedModel, prompts: Sequence, responses: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(values, raw): raw = number of marker classes found in the response."""
-    fired = np.array([markers(r) for r in responses], dtype=bool).reshape(len(responses), -1)
+    fired = _matrix(responses)
     return rarity_value(fired, model.share), fired.sum(axis=1).astype(float)
 
 

@@ -17,6 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..chat import last_user_text, with_last_user
+
 COT_TEMPLATE = ("Please strictly use the following template to provide answer: explanation: [insert step-by-step "
                 "analysis], answer: [provide your answer]\nQuestion: {question}")
 AGREE_TEMPLATE = ("Question: {question}\nAnswer 1: {a}\nAnswer 2: {b}\n"
@@ -28,12 +30,7 @@ _ANSWER = re.compile(r"answer\s*:", re.IGNORECASE)
 
 def cot_prompt(prompt: Sequence[dict]) -> list[dict]:
     """The conversation with its last user turn wrapped in the chain-of-thought template."""
-    messages = [dict(m) for m in prompt]
-    last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
-    if last is None:
-        return messages + [{"role": "user", "content": COT_TEMPLATE.format(question="")}]
-    messages[last]["content"] = COT_TEMPLATE.format(question=messages[last]["content"])
-    return messages
+    return with_last_user(prompt, COT_TEMPLATE.format(question=last_user_text(prompt)))
 
 
 def extract_answer(text: str) -> str:
@@ -83,7 +80,7 @@ def compute(backend, prompts: Sequence[Sequence[dict]], responses: Sequence[str]
     if agreement == "f1":
         agree = np.array([[token_f1(a, t) for a in row] for row, t in zip(answers, targets)]).reshape(len(prompts), k)
     elif agreement == "llm":
-        questions = [_last_user(p) for p in prompts]
+        questions = [last_user_text(p) for p in prompts]
         judge = [AGREE_TEMPLATE.format(question=q, a=a, b=t)
                  for row, t, q in zip(answers, targets, questions) for a in row]
         p_yes = np.concatenate([backend.next_token_probs(judge[i:i + batch_size], YES_NO)[:, 0]
@@ -103,7 +100,3 @@ def sampled(backend, rows, config, seed: int) -> tuple[np.ndarray, np.ndarray]:
                              max_new_tokens=config.max_new_tokens, seed=seed)
     return values, raw
 
-
-def _last_user(prompt: Sequence[dict]) -> str:
-    users = [m.get("content", "") for m in prompt if m.get("role") == "user"]
-    return users[-1] if users else ""
