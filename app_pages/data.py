@@ -100,6 +100,9 @@ def load_section() -> None:
     spec = None
     try:
         spec = formats.detect(path, format=fmt)
+    except InputErrors as exc:  # not one row could be read: list them, as for bad rows found later
+        bad_rows(path, exc)
+        return
     except InputError as exc:
         if fmt != "columns":
             st.error(literal(exc))
@@ -113,8 +116,7 @@ def load_section() -> None:
     try:
         result = read(path, Path(path).stat().st_mtime, fmt, mapping, skip)
     except InputErrors as exc:
-        st.error(f"{len(exc.errors):,} bad row(s) in {literal(Path(path).name)}: fix them, or tick “Skip bad rows”.")
-        widgets.input_errors(exc.errors)
+        bad_rows(path, exc)
         return
     spec = result.spec
     mapped = "".join(f" · {k} <code>{literal(v)}</code>" for k, v in (spec.mapping or {}).items())
@@ -130,15 +132,58 @@ def load_section() -> None:
     name = c1.text_input("Dataset name", value=Path(path).stem, key=f"name_{Path(path).name}")
     if c2.button("Import", type="primary", icon=":material/download_done:", disabled=not result.records,
                  key="import"):
-        try:
-            with st.spinner("Importing…"):
-                info = state.ws().add_dataset(name.strip(), result)
-        except ClearError as exc:  # a name in use: say so and keep the page
+        s["_conflict"] = None
+        import_as(path, name.strip(), result)
+    if (s.get("_conflict") or {}).get("path") == path:
+        name_conflict(path, result)
+
+
+def bad_rows(path: str, exc: InputErrors) -> None:
+    st.error(f"{len(exc.errors):,} bad row(s) in {literal(Path(path).name)}: fix them, or tick “Skip bad rows”.")
+    widgets.input_errors(exc.errors)
+
+
+def import_as(path: str, name: str, result, replace: bool = False) -> None:
+    """Import `result` as `name`; a name already holding other content is kept for name_conflict() to offer a
+    replace or another name, and any other refusal is shown here, so the rest of the page (a running job) stays."""
+    ws = state.ws()
+    try:
+        with st.spinner("Importing…"):
+            info = ws.add_dataset(name, result, replace=replace)
+    except ClearError as exc:
+        if not replace and name in {d.name for d in ws.list_datasets()}:
+            s["_conflict"] = {"path": path, "name": name}
+        else:
             st.error(literal(exc), icon=":material/error:")
-            return
-        st.toast(f"Imported {info.n_rows:,} rows as “{literal(info.name)}”", icon=":material/check_circle:")
-        state.select(dataset=info.name)
-        st.rerun()
+        return
+    s["_conflict"] = None
+    st.toast(f"Imported {info.n_rows:,} rows as “{literal(info.name)}”", icon=":material/check_circle:")
+    state.select(dataset=info.name)
+    st.rerun()
+
+
+def free_name(name: str) -> str:
+    taken = {d.name for d in state.ws().list_datasets()}
+    return next(f"{name}-{i}" for i in range(2, len(taken) + 3) if f"{name}-{i}" not in taken)
+
+
+def name_conflict(path: str, result) -> None:
+    """The name is taken by other content: replace that dataset, or import under a free name, from the page."""
+    name = s["_conflict"]["name"]
+    old = state.ws().get_dataset(name)
+    st.error(f"A dataset named “{literal(name)}” already exists with other content ({old.n_rows:,} rows, from "
+             f"<code>{literal(old.source_path)}</code>). Replace it, or import this file under another name.",
+             icon=":material/error:")
+    job = jobs.current(s["workspace_path"])
+    busy = job is not None and job.alive and job.dataset == name
+    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    if c1.button("Replace the existing dataset", icon=":material/swap_horiz:", key="replace_dataset", disabled=busy,
+                 help="A run on it is going: stop it first." if busy else
+                 "Its rows, runs and review decisions are deleted and this file takes its place."):
+        import_as(path, name, result, replace=True)
+    new = c2.text_input("Import under another name", value=free_name(name), key=f"rename_{Path(path).name}_{name}")
+    if c3.button("Import under this name", type="primary", key="import_renamed", disabled=not new.strip()):
+        import_as(path, new.strip(), result)
 
 
 def score_section(ds) -> None:
@@ -235,7 +280,8 @@ if not state.ws().list_datasets():
             import_sample()
         st.rerun()
 with st.expander("1 · Load a dataset", expanded=state.dataset() is None, icon=":material/upload_file:"):
-    load_section()
+    with state.guard("Loading the file"):  # its errors show here: the run below keeps its progress and Stop
+        load_section()
 ds = state.dataset()
 if ds is not None:
     st.caption(f"“{literal(ds.name)}”: {ds.n_rows:,} rows · {ds.spec.file_type} / {ds.spec.format} · "
