@@ -22,7 +22,8 @@ if str(ROOT) not in sys.path:  # `ui` sits next to this script
 from clear_core.names import DEFAULT_WORKSPACE  # noqa: E402
 from ui import state, widgets  # noqa: E402
 
-st.set_page_config(page_title="CLEAR Studio", page_icon=":material/cleaning_services:", layout="wide",
+# A local file as the icon: a Material icon would make the browser fetch it from a font host (not offline).
+st.set_page_config(page_title="CLEAR Studio", page_icon=str(ROOT / "ui" / "favicon.svg"), layout="wide",
                    initial_sidebar_state="expanded")
 widgets.style()
 state.init(os.environ.get("CLEAR_STUDIO_WORKSPACE") or DEFAULT_WORKSPACE)

@@ -22,7 +22,7 @@ _CSS = """
 <style>
 .cs-box {border: 1px solid #e5e7eb; border-radius: 8px; padding: 10px 12px; background: #fbfbfd;
          white-space: pre-wrap; word-break: break-word; font-size: 0.92rem; line-height: 1.45;
-         max-height: 320px; overflow-y: auto;}
+         max-height: 320px; overflow-y: auto; text-align: start;}  /* start: right for dir=auto RTL text */
 .cs-box.cs-prompt {background: #f3f5f9;}
 .cs-box del {background: #fee2e2; color: #991b1b; text-decoration: line-through;}
 .cs-box ins {background: #dcfce7; color: #166534; text-decoration: none;}
@@ -35,6 +35,7 @@ _CSS = """
 .cs-stat span {color: #6b7280; margin-right: 6px;}
 .cs-rowhead {margin: 2px 0 10px; line-height: 1.6; overflow-wrap: anywhere;}
 .cs-rowhead .cs-pos {float: right; color: #6b7280; margin-left: 12px;}
+.stTextArea textarea {unicode-bidi: plaintext; text-align: start;}
 section.main .block-container, .stMainBlockContainer {padding-top: 2.2rem;}
 </style>
 """
@@ -74,9 +75,10 @@ def html_text(text: str) -> str:
 
 
 def text_box(text: str, label: str | None = None, kind: str = "") -> None:
-    """Show dataset text literally (escaped): HTML or script in it appears as text."""
+    """Show dataset text literally (escaped): HTML or script in it appears as text; dir=auto right-aligns a text
+    that starts in Arabic or Hebrew."""
     head = f"<div class='cs-label'>{html_text(label)}</div>" if label else ""
-    st.markdown(f"{head}<div class='cs-box {kind}'>{html_text(text)}</div>", unsafe_allow_html=True)
+    st.markdown(f"{head}<div class='cs-box {kind}' dir='auto'>{html_text(text)}</div>", unsafe_allow_html=True)
 
 
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
@@ -104,7 +106,7 @@ def diff_boxes(old: str, new: str, old_label: str, new_label: str) -> None:
     left, right = diff_html(old, new)
     col_a, col_b = st.columns(2)
     for col, label, body in ((col_a, old_label, left), (col_b, new_label, right)):
-        col.markdown(f"<div class='cs-label'>{html_text(label)}</div><div class='cs-box'>{body}</div>",
+        col.markdown(f"<div class='cs-label'>{html_text(label)}</div><div class='cs-box' dir='auto'>{body}</div>",
                      unsafe_allow_html=True)
 
 

@@ -1,0 +1,81 @@
+"""The real app in Chromium: it loads nothing from outside the machine, right-to-left rows read right to left, and
+screenshots of Data and Explore at 1366x768 under test-artifacts/screenshots/ (the server and page fixtures and the
+helpers are test_browser's)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.ui_latency import make_dataset, write_fake_run  # noqa: E402
+from clear_core.store import Workspace  # noqa: E402
+from test_browser import CHROMIUM, go, page, server, settle, shot  # noqa: E402, F401 - fixtures used by name
+
+ARABIC = ("ما هي عاصمة فرنسا؟", "عاصمة فرنسا هي باريس.")
+HEBREW = ("מהי בירת צרפת?", "בירת צרפת היא פריז.")
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing"),
+              pytest.mark.parametrize("server", ["prepared"], indirect=True)]  # the workspace is made below
+
+
+@pytest.fixture(autouse=True)
+def workspace(tmp_path):
+    """The scored workspace the server opens (test_browser's server uses tmp_path/ws.duckdb and, for a kind it does
+    not know, adds nothing): synthetic rows plus an Arabic and a Hebrew one. Autouse: made before the server starts."""
+    with Workspace.open(str(tmp_path / "ws.duckdb")) as ws:
+        make_dataset(ws, "demo", 80, extra=[ARABIC, HEBREW])
+        write_fake_run(ws, "demo", proposal_share=0.5)
+
+
+def external(urls: list[str]) -> list[str]:
+    """The URLs that leave the machine (data: and blob: URLs stay in the page)."""
+    return [u for u in urls if urlparse(u).scheme not in ("data", "blob") and urlparse(u).hostname not in LOCAL_HOSTS]
+
+
+def test_the_app_loads_nothing_from_another_host(page):
+    pg = page
+    pg.get_by_role("heading", name="Data & Scoring").wait_for(timeout=60_000)
+    settle(pg)
+    for title in ("Explore", "Review", "Export", "Data & Scoring"):
+        go(pg, title)
+    icons = pg.eval_on_selector_all("link[rel~=icon]", "els => els.map(e => e.href)")
+    assert icons and external(icons) == [], icons  # Chromium does not report favicon fetches as requests
+    assert len(pg.requests) > 10 and external(pg.requests) == [], external(pg.requests)
+
+
+def search(pg, text: str) -> None:
+    pg.get_by_test_id("stSelectbox").filter(has_text="Rows").click()
+    pg.get_by_role("option", name="All rows").click()
+    settle(pg)
+    pg.get_by_role("textbox", name="Search").fill(text)
+    pg.keyboard.press("Enter")
+    pg.get_by_text("1 / 1 in this filter").wait_for(timeout=30_000)
+    settle(pg)
+
+
+def test_arabic_and_hebrew_rows_read_right_to_left(page):
+    pg = page
+    pg.get_by_role("heading", name="Data & Scoring").wait_for(timeout=60_000)
+    settle(pg)
+    go(pg, "Review")
+    for prompt, response in (ARABIC, HEBREW):
+        search(pg, response.split()[-1].rstrip("."))
+        shot(pg, "ui-review-rtl")
+        for text in (prompt, response):
+            box = pg.locator(".cs-box", has_text=text).first
+            assert box.evaluate("e => getComputedStyle(e).direction") == "rtl", text
+            assert box.evaluate("e => getComputedStyle(e).textAlign") in ("start", "right")
+    pg.get_by_role("textbox", name="Search").fill("")
+    pg.keyboard.press("Enter")
+    settle(pg)
+    english = pg.locator(".cs-box", has_text="Sentiment of").first  # a left-to-right row stays left to right
+    assert english.evaluate("e => getComputedStyle(e).direction") == "ltr"
