@@ -12,7 +12,7 @@ from clear_core.atomic import atomic_path
 from clear_core.config import PRESETS, preset_config
 from clear_core.errors import ClearError, InputError, InputErrors
 from clear_core.names import FILE_TYPES, INGEST_FORMATS
-from ui import jobs, paths, state, widgets
+from ui import guide, jobs, paths, state, widgets
 from ui.widgets import literal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,6 +245,8 @@ def live_progress(job) -> None:
         if current.phase == "done":
             st.success(f"{current.kind.capitalize()} run #{current.run_id} on “{literal(current.dataset)}” finished.",
                        icon=":material/check_circle:")
+            if current.kind == "score":
+                guide.after_scoring(current.run_id)
         elif current.phase == "stopped":
             st.info(literal(current.message), icon=":material/pause_circle:")
         else:
@@ -274,8 +276,8 @@ def correct_section(ds) -> None:
 
 
 st.title("Data & Scoring")
-if not state.ws().list_datasets():
-    if widgets.first_run_guide():
+if guide.wanted():  # a first visit, even to a demo's preloaded sample: shown until dismissed or something is scored
+    if guide.show(has_data=bool(state.ws().list_datasets())):
         with st.spinner("Loading the sample data…"):
             import_sample()
         st.rerun()

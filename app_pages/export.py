@@ -25,11 +25,11 @@ def file_name(ds, fmt: str, variant: str) -> str:
     return f"{paths.slug(ds.name, ds.id)}.{variant}.{suffix}"
 
 
-def write(ds, run, path: str, fmt: str, variant: str, thr) -> dict:
+def write(ds, run, path: str, fmt: str, variant: str) -> dict:
+    """The export the CLI's `clear-studio export` writes: the run's stored thresholds (set on Explore), no others."""
     from clear_core import export
 
-    return export.export_dataset(state.ws(), ds.name, path, fmt=fmt, variant=variant, run_id=run.id if run else None,
-                                 t_drop=thr.t_drop if thr else None, t_keep=thr.t_keep if thr else None)
+    return export.export_dataset(state.ws(), ds.name, path, fmt=fmt, variant=variant, run_id=run.id if run else None)
 
 
 st.title("Export")
@@ -43,17 +43,20 @@ c1, c2 = st.columns(2)
 fmt = c1.radio("Format", EXPORT_FORMATS, format_func=lambda f: FORMAT_LABELS.get(f, f), horizontal=True, key="x_fmt")
 variant = c2.radio("Rows", EXPORT_VARIANTS, format_func=VARIANT_LABELS.get, horizontal=True, key="x_variant")
 
-c = export_counts(ws, ds.id, variant, run_id=run.id if thr else None, t_drop=thr.t_drop if thr else None)
+c = export_counts(ws, ds.id, variant, run_id=run.id if run else None)
 for col, (label, value) in zip(st.columns(4), [("Rows in the file", c["written"]),
                                               (":red[Dropped by a reviewer]", c["dropped_by_decision"]),
                                               (":red[Dropped below the threshold]", c["dropped_below_threshold"]),
                                               (":violet[Fixed or edited]", c["edited"] + c["accepted"])]):
     col.metric(label, f"{value:,}", border=True)
+undecided = c["undecided_rows"]
 if thr is not None:
     st.caption(f"Curated: a reviewer's drop removes a row whatever its score; undecided rows with confidence below "
-               f"{thr.t_drop:.3f} (the drop threshold on *Explore*) are left out too; accepted fixes and edits replace "
-               "the response; every other row comes out exactly as it came in. All rows: every row, plus its "
-               "confidence, band, decision and final response as columns.")
+               f"{thr.t_drop:.3f} (the drop threshold on *Explore*, kept with run #{run.id}, "
+               "which the CLI's `clear-studio export` follows too) are left out: "
+               f"{undecided['dropped_below_t_drop']:,} of them, {undecided['kept']:,} undecided rows kept. Accepted "
+               "fixes and edits replace the response; every other row comes out exactly as it came in. All rows: "
+               "every row, plus its confidence, band, decision and final response as columns.")
 else:
     st.caption("No finished scoring run: the export follows the reviewers' decisions only.")
 
@@ -61,7 +64,7 @@ st.subheader("Download")
 if st.button("Prepare the file", type="primary", icon=":material/build:", key="x_prepare"):
     with st.spinner("Writing…"), tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / file_name(ds, fmt, variant)
-        manifest = write(ds, run, str(out), fmt, variant, thr)
+        manifest = write(ds, run, str(out), fmt, variant)
         s["x_file"] = ((ds.id, fmt, variant), out.name, out.read_bytes(), manifest)
 if s.get("x_file") and s["x_file"][0] == (ds.id, fmt, variant):
     _, name, data, manifest = s["x_file"]
@@ -81,7 +84,7 @@ if c2.button("Write", icon=":material/save:", key="x_write"):
     try:
         target = paths.inside(folder, name.strip())
         target.parent.mkdir(parents=True, exist_ok=True)
-        manifest = write(ds, run, str(target), fmt, variant, thr)
+        manifest = write(ds, run, str(target), fmt, variant)
     except ClearError as exc:
         st.error(literal(exc), icon=":material/error:")
     else:

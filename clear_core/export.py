@@ -1,15 +1,17 @@
 """Export a dataset from the workspace: the curated rows, or every row with its scores and decision, plus a manifest.
 
 Curated: rows decided `drop` are left out; `accept` and `edit` responses are written into the row itself with
-formats.apply_response (every other field of the row untouched); with a score run and `t_drop`, undecided rows whose
-confidence is below t_drop are left out too (confidence in [0, 1], higher = more trustworthy). Untouched rows come
-out exactly as they came in when written in the source's own format.
+formats.apply_response (every other field of the row untouched); with a finished score run, undecided rows whose
+confidence is below the run's t_drop are left out too (confidence in [0, 1], higher = more trustworthy). The
+thresholds are the run's, as the app and the CLI read them (`filtering.run_thresholds`): stored with the run when
+an analyst set them, else the median. Untouched rows come out exactly as they came in in the source's own format.
 
 All rows: every row as it came in, plus clear_row_id, clear_confidence, clear_band, clear_decision, clear_response
 (the response after the decision) and one clear_<signal> column per signal of the run.
 
-The manifest (PATH + ".manifest.json") records counts, thresholds, run, model, preset, weights, the input's sha256,
-the app version and the time; both files are written atomically.
+The manifest (PATH + ".manifest.json") records counts, what happened to the undecided rows (undecided_rows), the
+thresholds and where they came from, run, model, preset, weights, the input's sha256, the app version and the
+time; both files are written atomically.
 """
 
 from __future__ import annotations
@@ -33,19 +35,21 @@ def manifest_path(path: str | os.PathLike) -> str:
 
 
 def export_dataset(ws, dataset, path: str | os.PathLike, fmt: str = "same", variant: str = "curated",
-                   run_id: int | None = None, t_drop: float | None = None, t_keep: float | None = None) -> dict:
+                   run_id: int | None = None, t_drop: float | None = None, t_keep: float | None = None,
+                   decisions_only: bool = False) -> dict:
     """Write `dataset` (name, id or DatasetInfo) to `path` and its manifest beside it; returns the manifest.
 
-    run_id: the score run whose confidence filters (t_drop) and annotates (variant "all") the rows; by default the
-    dataset's latest finished score run when one is needed. t_keep only shapes clear_band (default: t_drop, or the
-    run's median confidence when neither is given, CLEAR's default cut).
+    run_id: the score run whose confidence filters and annotates (variant "all") the rows; by default the
+    dataset's latest finished score run. The thresholds are the ones the app, the CLI and correction use
+    (`filtering.run_thresholds`: stored with the run, else the median): a curated export leaves out the undecided
+    rows below t_drop. `t_drop` (CLI --drop-below) replaces the run's t_drop, and t_keep then defaults to it;
+    decisions_only=True applies the reviewers' decisions and no threshold (CLI --decisions-only).
     """
     from .formats import apply_response, write_dataset
 
     if fmt not in EXPORT_FORMATS:
         raise UnknownNameError("export format", fmt, EXPORT_FORMATS)
-    info, run = _source(ws, dataset, variant, run_id, t_drop)
-    thresholds = _thresholds(ws, run, t_drop, t_keep) if variant == "all" or t_drop is not None else None
+    info, run, cut = _source(ws, dataset, variant, run_id, t_drop, t_keep, decisions_only)
     frame = ws.export_frame(info.id, None if run is None else run.id)
     spec = info.spec
     target = spec if fmt in ("same", spec.file_type) else fmt
@@ -54,7 +58,7 @@ def export_dataset(ws, dataset, path: str | os.PathLike, fmt: str = "same", vari
     conf = frame["confidence"].to_numpy(dtype=float, na_value=np.nan)
     new_text = _objects(frame["decision_text"])
     changed = np.isin(decision, ["accept", "edit"])
-    written, counts = _select(decision, conf, variant, t_drop)
+    written, counts = _select(decision, conf, variant, cut)
 
     originals = _objects(frame["original"])
     if variant == "curated":
@@ -64,55 +68,85 @@ def export_dataset(ws, dataset, path: str | os.PathLike, fmt: str = "same", vari
         extra = None
     else:
         rows = originals.tolist()
-        extra = _annotations(ws, frame, run, thresholds, decision, conf, changed, new_text)
+        extra = _annotations(ws, frame, run, cut[0] if cut else None, decision, conf, changed, new_text)
     write_dataset(str(path), target, rows, extra)
-    manifest = _manifest(info, run, fmt if fmt != "same" else spec.file_type, variant, path, counts, thresholds,
-                         t_drop)
+    manifest = _manifest(info, run, fmt if fmt != "same" else spec.file_type, variant, path, counts, cut, t_drop)
     _write_json_atomic(manifest_path(path), manifest)
     return manifest
 
 
 def export_counts(ws, dataset, variant: str = "curated", run_id: int | None = None,
-                  t_drop: float | None = None) -> dict:
+                  t_drop: float | None = None, decisions_only: bool = False) -> dict:
     """The manifest counts `export_dataset` with these arguments would record (input, written, dropped,
-    dropped_by_decision, dropped_below_threshold, edited, accepted, decisions per action), without writing."""
-    info, run = _source(ws, dataset, variant, run_id, t_drop)
+    dropped_by_decision, dropped_below_threshold, edited, accepted, decisions per action, undecided_rows), without
+    writing."""
+    info, run, cut = _source(ws, dataset, variant, run_id, t_drop, None, decisions_only)
     frame = ws.export_frame(info.id, None if run is None else run.id, text=False)
     return _select(_objects(frame["decision"]), frame["confidence"].to_numpy(dtype=float, na_value=np.nan),
-                   variant, t_drop)[1]
+                   variant, cut)[1]
 
 
-def _source(ws, dataset, variant: str, run_id, t_drop):
-    """(DatasetInfo, the score run the export reads or None), checked: a run is needed for t_drop."""
+def _source(ws, dataset, variant: str, run_id, t_drop, t_keep, decisions_only: bool):
+    """(DatasetInfo, the score run the export reads or None, (Thresholds, where they come from) or None)."""
     if variant not in VARIANTS:
         raise UnknownNameError("export variant", variant, VARIANTS)
     info = ws.get_dataset(dataset.id if hasattr(dataset, "id") else dataset)
+    if decisions_only and t_drop is not None:
+        raise ClearError("a drop threshold (--drop-below) and --decisions-only do not go together")
+    if decisions_only and variant == "curated" and run_id is None:  # the decisions alone: no run is read
+        return info, None, None
     if t_drop is not None:  # the drop band needs a finished run's confidence: a clear error when there is none
-        return info, ws.score_run(info, run_id)
-    if run_id is not None:  # a named run annotates the rows, finished or not
-        return info, ws.score_run(info, run_id, finished=False)
-    if variant == "all":  # the clear_* columns of the latest finished run, when the dataset has one
-        return info, ws.latest_run(info.id, kind="score", status="done")
-    return info, None
+        run = ws.score_run(info, run_id)
+    elif run_id is not None:  # a named run annotates the rows, finished or not
+        run = ws.score_run(info, run_id, finished=False)
+    else:
+        run = ws.latest_run(info.id, kind="score", status="done")
+    if run is None or run.status != "done" or (decisions_only and variant == "curated"):
+        return info, run, None
+    try:
+        if t_drop is not None:
+            cut = Thresholds(t_drop=float(t_drop), t_keep=float(t_drop if t_keep is None else t_keep))
+            return info, run, (cut, "given")
+        th = filtering.run_thresholds(ws, run.id)
+    except ValueError as exc:  # a run without confidence values, or thresholds out of order
+        if t_drop is not None:
+            raise ClearError(str(exc)) from None
+        return info, run, None
+    source = "stored" if filtering.stored_thresholds(run) is not None else "default"
+    if t_keep is not None and float(t_keep) != th.t_keep:
+        th, source = Thresholds(t_drop=min(th.t_drop, float(t_keep)), t_keep=float(t_keep)), "given"
+    return info, run, (th, source)
 
 
-def _select(decision: np.ndarray, conf: np.ndarray, variant: str, t_drop) -> tuple[np.ndarray, dict]:
+UNDECIDED_RULES = {
+    None: "no finished scoring run (or --decisions-only): every undecided row is kept",
+    "all": "all rows variant: every row is written, its band in clear_band",
+    "cut": "undecided rows whose confidence is below t_drop are left out; undecided rows at or above it, or without "
+           "a confidence, are kept; a reviewer's decision beats the threshold",
+}
+
+
+def _select(decision: np.ndarray, conf: np.ndarray, variant: str, cut) -> tuple[np.ndarray, dict]:
     """(which rows are written, the manifest counts). Curated: a reviewer's drop leaves a row out, and so does the
     drop band under t_drop for an undecided row (a decision beats the threshold; NaN is never below it)."""
+    undecided = decision == None  # noqa: E711 (elementwise)
     counts = {"input": len(decision), "dropped_by_decision": 0, "dropped_below_threshold": 0,
               "edited": int(np.sum(decision == "edit")), "accepted": int(np.sum(decision == "accept")),
               "decisions": {a: int(np.sum(decision == a)) for a in ACTIONS}}
     written = np.ones(len(decision), dtype=bool)
+    below = np.zeros(len(decision), dtype=bool)
     if variant == "curated":
         by_decision = decision == "drop"
-        below = np.zeros(len(decision), dtype=bool)
-        if t_drop is not None:
-            undecided = decision == None  # noqa: E711 (elementwise)
+        if cut is not None:
+            t_drop = cut[0].t_drop
             below = undecided & (filtering.band_codes(conf, t_drop, t_drop) == filtering.DROP)
         written = ~(by_decision | below)
         counts["dropped_by_decision"], counts["dropped_below_threshold"] = int(by_decision.sum()), int(below.sum())
     counts["written"] = int(written.sum())
     counts["dropped"] = counts["input"] - counts["written"]
+    rule = "all" if variant == "all" else ("cut" if cut is not None else None)
+    counts["undecided_rows"] = {"kept": int((undecided & written).sum()), "dropped_below_t_drop": int(below.sum()),
+                                "rule": UNDECIDED_RULES[rule]}
     return written, counts
 
 
@@ -123,18 +157,13 @@ def _objects(column) -> np.ndarray:
     return out
 
 
-def _thresholds(ws, run, t_drop, t_keep) -> Thresholds | None:
-    """The bands of clear_band: t_keep defaults to t_drop, or to the run's median confidence."""
-    if run is None:
+def _thresholds_entry(cut, t_drop) -> dict | None:
+    """The manifest's thresholds: the cut, where it came from (given, stored with the run, default) and
+    drop_below (the t_drop asked for, if any)."""
+    if cut is None:
         return None
-    if t_keep is None:
-        t_keep = t_drop if t_drop is not None else ws.quantile(run.id, "confidence", 0.5)
-    if t_keep is None:  # a run without confidence values
-        return None
-    try:
-        return Thresholds(t_drop=t_keep if t_drop is None else float(t_drop), t_keep=float(t_keep))
-    except ValueError as exc:
-        raise ClearError(str(exc)) from None
+    th, source = cut
+    return {"t_drop": th.t_drop, "t_keep": th.t_keep, "drop_below": t_drop, "source": source}
 
 
 def _annotations(ws, frame, run, thresholds, decision, conf, changed, new_text) -> dict[str, list]:
@@ -158,14 +187,13 @@ def _annotations(ws, frame, run, thresholds, decision, conf, changed, new_text) 
     return extra
 
 
-def _manifest(info, run, file_type, variant, path, counts, thresholds, t_drop) -> dict:
+def _manifest(info, run, file_type, variant, path, counts, cut, t_drop) -> dict:
     config = (run.config or {}) if run is not None else {}
     return {
         "dataset": info.name, "source_path": info.source_path, "input_sha256": info.sha256,
         "output": str(path), "file_type": file_type, "format": info.spec_dict.get("format"), "variant": variant,
-        "counts": counts,
-        "thresholds": None if thresholds is None else
-        {"t_drop": thresholds.t_drop, "t_keep": thresholds.t_keep, "drop_below": t_drop},
+        "counts": counts,  # with undecided_rows: how many were kept, dropped below t_drop, and the rule
+        "thresholds": _thresholds_entry(cut, t_drop),
         "run_id": None if run is None else run.id,
         "model": config.get("model"), "preset": config.get("preset"),
         "weights": None if run is None else (run.weights or config.get("weights")),

@@ -4,7 +4,8 @@
 dropped when it is < t_drop, and sent to review in between. CLEAR keeps rows above one threshold gamma, by
 default the median confidence (about half the data); a review band below it is optional (t_drop < t_keep).
 
-The pure functions take arrays; `run_thresholds` and `band_counts` read a scoring run from the store.
+The pure functions take arrays; `run_thresholds` and `band_counts` read a scoring run from the store, where the
+thresholds an analyst set are kept with the run (`store_thresholds`): the app, the CLI and export read the same.
 """
 
 from __future__ import annotations
@@ -92,12 +93,50 @@ def run_confidence(ws, run_id: int):
     return wide["row_idx"].to_numpy(), wide["confidence"].to_numpy(dtype=float)
 
 
+DEFAULT_KEEP_FRACTION = 0.5  # CLEAR's gamma: the median keeps about half the rows
+DEFAULT_ETA = 0.8  # CLEAR's judge threshold for a confident proposal
+
+
+def default_thresholds(confidence, keep_fraction: float = DEFAULT_KEEP_FRACTION, eta: float = DEFAULT_ETA
+                       ) -> Thresholds:
+    """The thresholds of a run nobody set any for, shared by the app, the CLI and export: t_keep keeps
+    `keep_fraction` of the rows (0.5 = the median, CLEAR's gamma) and t_drop = t_keep (no review band: every row
+    below gamma is a drop, as in CLEAR). Confidence in [0, 1], higher = more trustworthy."""
+    return thresholds_from_scores(confidence, keep_fraction=None if keep_fraction == 0.5 else keep_fraction, eta=eta)
+
+
+def stored_thresholds(run) -> Thresholds | None:
+    """The thresholds stored with a score run (RunInfo.thresholds, set in the app or with set_thresholds), or None."""
+    stored = getattr(run, "thresholds", None)
+    if not stored:
+        return None
+    return Thresholds(t_drop=float(stored["t_drop"]), t_keep=float(stored["t_keep"]),
+                      eta=float(stored.get("eta", DEFAULT_ETA)))
+
+
 def run_thresholds(ws, run_id: int, keep_value: float | None = None, keep_fraction: float | None = None,
                    drop_value: float | None = None, drop_fraction: float | None = None,
-                   eta: float = 0.8) -> Thresholds:
-    """`thresholds_from_scores` over a run's stored confidence."""
+                   eta: float | None = None) -> Thresholds:
+    """The thresholds in force for a run, one rule for the app, the CLI and export.
+
+    With any value or fraction given: `thresholds_from_scores` over the run's stored confidence. With none: the
+    thresholds stored with the run, else `default_thresholds`. eta, when given, replaces the stored or default one.
+    """
+    if all(v is None for v in (keep_value, keep_fraction, drop_value, drop_fraction)):
+        stored = stored_thresholds(ws.get_run(run_id))
+        if stored is not None:
+            return stored if eta is None else Thresholds(t_drop=stored.t_drop, t_keep=stored.t_keep, eta=eta)
+        _, conf = run_confidence(ws, run_id)
+        return default_thresholds(conf, eta=DEFAULT_ETA if eta is None else eta)
     _, conf = run_confidence(ws, run_id)
-    return thresholds_from_scores(conf, keep_value, keep_fraction, drop_value, drop_fraction, eta)
+    return thresholds_from_scores(conf, keep_value, keep_fraction, drop_value, drop_fraction,
+                                  DEFAULT_ETA if eta is None else eta)
+
+
+def store_thresholds(ws, run_id: int, thresholds: Thresholds | None) -> None:
+    """Keep `thresholds` with the score run, where the CLI and export find them; None goes back to the default."""
+    ws.set_thresholds(run_id, None if thresholds is None else
+                      {"t_drop": thresholds.t_drop, "t_keep": thresholds.t_keep, "eta": thresholds.eta})
 
 
 def band_counts(ws, run_id: int, thresholds: Thresholds) -> dict:

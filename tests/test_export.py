@@ -59,7 +59,7 @@ def setup(tmp_path):
 def test_curated_export_applies_decisions_and_leaves_other_rows_untouched(setup):
     ws, info, run, tmp = setup
     out = tmp / "curated.jsonl"
-    manifest = export_dataset(ws, "d", out)
+    manifest = export_dataset(ws, "d", out, decisions_only=True)  # the run's thresholds: tests/test_session.py
     lines = out.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 7  # row 1 dropped
     by_source = {json.loads(line)["source"]: line for line in lines}
@@ -121,7 +121,7 @@ def test_all_rows_band_defaults_to_the_median_cut(setup):
 def test_curated_export_in_other_file_types(setup, fmt, reader):
     ws, info, run, tmp = setup
     out = tmp / f"curated.{fmt}"
-    manifest = export_dataset(ws, "d", out, fmt=fmt)
+    manifest = export_dataset(ws, "d", out, fmt=fmt, decisions_only=True)
     table = reader(out)
     assert len(table) == 7 and manifest["file_type"] == fmt
     assert table["output"].astype(str).tolist() == ["Paris", "Käse", "Jupiter", "Blue", "Cold", "Gd", "2"]

@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import functools
 import traceback
+from pathlib import Path
 
 import streamlit as st
 
@@ -18,6 +19,7 @@ from clear_core.config import Thresholds
 from clear_core.errors import ClearError
 from clear_core.names import DEFAULT_WORKSPACE
 
+from . import url
 from .widgets import literal
 
 
@@ -40,8 +42,55 @@ def backend(spec: str):
 
 
 def init(default_path: str) -> None:
-    st.session_state.setdefault("workspace_path", default_path or DEFAULT_WORKSPACE)
-    st.session_state.setdefault("reviewer", "")
+    """The session's first values: the workspace the server was started on, then what the page address holds (a
+    reload or a copied link comes back to the same choices, see ui/url.py)."""
+    s = st.session_state
+    s.setdefault("workspace_path", default_path or DEFAULT_WORKSPACE)
+    s.setdefault("ws_field", s["workspace_path"])
+    s.setdefault("reviewer", "")
+    s.setdefault("_default_workspace", s["workspace_path"])
+    url.read(open_workspace)
+
+
+def open_workspace(path: str) -> None:
+    """Switch to the workspace file at `path` if there is one; otherwise ask first (the sidebar shows "Create a new
+    empty workspace at PATH?"): a typo must not leave an empty database behind."""
+    s = st.session_state
+    path = path.strip()
+    s.pop("_ws_ask", None)
+    if not path or path == s["workspace_path"]:
+        s["ws_field"] = s["workspace_path"]
+    elif path == ":memory:" or Path(path).expanduser().exists():  # a folder or a bad file: its error is shown
+        _switch_workspace(path)
+    else:
+        s["_ws_ask"] = path
+
+
+def _switch_workspace(path: str) -> None:
+    s = st.session_state
+    s["workspace_path"] = s["ws_field"] = path
+    s.pop("_ws_ask", None)
+    s.pop("thr_run", None)  # run ids are per workspace: the thresholds of "run 3" here are not the other's
+
+
+def _cancel_workspace() -> None:
+    s = st.session_state
+    s["ws_field"] = s["workspace_path"]
+    s.pop("_ws_ask", None)
+
+
+def workspace_field() -> None:
+    """The sidebar's Workspace field: an existing file opens when typed; a path with no file asks first."""
+    s = st.session_state
+    st.text_input("Workspace", key="ws_field", on_change=lambda: open_workspace(s["ws_field"]),
+                  help="The DuckDB file holding datasets, runs and decisions.")
+    ask = s.get("_ws_ask")
+    if ask:
+        st.warning(f"Create a new empty workspace at {literal(ask)}?", icon=":material/help:")
+        c1, c2 = st.columns(2)
+        c1.button("Create", type="primary", key="ws_create", on_click=_switch_workspace, args=(ask,),
+                  width="stretch")
+        c2.button("Cancel", key="ws_cancel", on_click=_cancel_workspace, width="stretch")
 
 
 # Widgets whose values outlive a page change (Streamlit forgets a widget's value once its page is not shown).
@@ -106,7 +155,7 @@ def safe(callback):
 def sidebar() -> None:
     s = st.session_state
     with st.sidebar:
-        st.text_input("Workspace", key="workspace_path", help="The DuckDB file holding datasets, runs and decisions.")
+        workspace_field()
         try:
             w = ws()
         except ClearError as exc:
@@ -138,7 +187,8 @@ def sidebar() -> None:
             s.pop("dataset", None)
             s.pop("run_id", None)
         st.text_input("Reviewer", key="reviewer", placeholder="your name",
-                      help="Written with every decision; remembered for this browser session.")
+                      help="Written with every decision; kept in the page address, so a reload keeps it.")
+    url.write(s["_default_workspace"])
 
 
 def _preset(run) -> str:
@@ -170,31 +220,57 @@ def reviewer() -> str:
 
 
 def thresholds(run_id: int) -> Thresholds | None:
-    """The thresholds in force for this run (shared by Explore, Review and Export); median-based by default.
+    """The thresholds in force for this run (shared by Explore, Review and Export). On a session's first look at a
+    run: those stored with the run (where the CLI and export read them too), else the page address's, else the
+    default (the median, `filtering.default_thresholds`).
 
     None while the run has no confidence scores yet.
     """
     s = st.session_state
-    if s.get("thr_run") != run_id and not reset_thresholds(run_id):
-        return None
+    if s.get("thr_run") != run_id:
+        from clear_core import filtering
+
+        stored = filtering.stored_thresholds(ws().get_run(run_id))
+        found = stored or url.thresholds_for(run_id)  # a person's choice: with the run, or in the address (F5)
+        if found is None:
+            try:
+                found = filtering.run_thresholds(ws(), run_id)
+            except ValueError:
+                return None
+        s["eta"] = found.eta
+        # Only a person's thresholds are stored: the address's ones now if the run had none, the default never.
+        chosen = stored is not None or url.thresholds_for(run_id) is not None
+        set_thresholds(run_id, found.t_drop, found.t_keep, store=chosen and stored is None)
+        s["thr_stored"] = run_id if chosen else None
     return Thresholds(t_drop=s["t_drop"], t_keep=s["t_keep"], eta=s.get("eta", 0.8))
 
 
 def reset_thresholds(run_id: int, keep_fraction: float = 0.5) -> bool:
-    """t_keep keeps `keep_fraction` of the rows (0.5 = the median, CLEAR's default); the lower half of the flagged
-    rows is the drop band, the upper half the review band."""
+    """Back to the default thresholds: t_keep keeps `keep_fraction` of the rows (0.5 = the median, CLEAR's
+    default) and t_drop = t_keep; stored with the run like a slider move."""
     from clear_core import filtering
 
     try:
-        t = filtering.run_thresholds(ws(), run_id, keep_fraction=None if keep_fraction == 0.5 else keep_fraction,
-                                     drop_fraction=(1.0 - keep_fraction) / 2)
+        _, conf = filtering.run_confidence(ws(), run_id)
+        t = filtering.default_thresholds(conf, keep_fraction, eta=st.session_state.get("eta", 0.8))
     except ValueError:
         return False
     set_thresholds(run_id, t.t_drop, t.t_keep)
     return True
 
 
-def set_thresholds(run_id: int, t_drop: float, t_keep: float) -> None:
+def set_thresholds(run_id: int, t_drop: float, t_keep: float, store: bool = True) -> None:
+    """This session's thresholds for the run, and (store=True, a person moved them) the run's stored ones: the CLI
+    and export follow them. Called from the sliders' on_change, so once per change, not per drag step."""
+    from clear_core import filtering
+
     s = st.session_state
     s["thr_run"], s["t_keep"] = run_id, float(t_keep)
     s["t_drop"] = min(float(t_drop), s["t_keep"])
+    if store:
+        s["thr_stored"] = run_id  # a person's thresholds: the page address keeps them too (ui/url.py)
+        try:
+            filtering.store_thresholds(ws(), run_id, Thresholds(t_drop=s["t_drop"], t_keep=s["t_keep"],
+                                                                eta=s.get("eta", 0.8)))
+        except ClearError as exc:  # a read-only workspace: the session keeps them, the page says why
+            s["_callback_error"] = (exc, traceback.format_exc())

@@ -59,7 +59,8 @@ def register(subparsers, default_workspace: str) -> None:
 def _correction_args(p, default_workspace: str, ws_help: str) -> None:
     """The arguments `correct` and `curate` share: dataset, judge, generator, scoring run, thresholds, workspace."""
     p.add_argument("dataset", metavar="NAME")
-    p.add_argument("--eta", type=float, default=0.8, help="judge confidence a proposal needs to be confident")
+    p.add_argument("--eta", type=float, default=None, help="judge confidence a proposal needs to be confident "
+                   "(default: the run's, as set in the app, else 0.8)")
     p.add_argument("--generator", default="default", help="default (the scoring model + in-context examples) or a "
                    "fine-tuned model dir whose answers are judged too")
     p.add_argument("--run", type=int, default=None, help="the scoring run (default: the latest finished one)")
@@ -69,7 +70,8 @@ def _correction_args(p, default_workspace: str, ws_help: str) -> None:
 
 
 def _threshold_args(p) -> None:
-    g = p.add_argument_group("thresholds (default: keep the rows above the median confidence)")
+    g = p.add_argument_group("thresholds (default: the ones stored with the run, set on the app's Explore page; "
+                             "else keep the rows above the median confidence)")
     g.add_argument("--keep-value", type=float, default=None, help="t_keep as a confidence value")
     g.add_argument("--keep-fraction", type=float, default=None, help="t_keep that keeps this share of the rows")
     g.add_argument("--drop-value", type=float, default=None, help="t_drop (default: t_keep, no review band)")
@@ -80,7 +82,7 @@ def _thresholds(ws, run, args):
     from ..filtering import run_thresholds
 
     return run_thresholds(ws, run.id, args.keep_value, args.keep_fraction, args.drop_value, args.drop_fraction,
-                          eta=args.eta if hasattr(args, "eta") else 0.8)
+                          eta=getattr(args, "eta", None))
 
 
 def _correction(ws, info, args):
@@ -90,7 +92,7 @@ def _correction(ws, info, args):
 
     run = ws.score_run(info, args.run)
     thresholds = _thresholds(ws, run, args)
-    kw = {"eta": args.eta, "generator": args.generator}
+    kw = {"eta": thresholds.eta, "generator": args.generator}
     if getattr(args, "batch_size", None):
         kw["batch_size"] = args.batch_size
     with ProgressBar(args.quiet) as bar:

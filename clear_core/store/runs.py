@@ -51,6 +51,7 @@ class RunInfo:
     weights: dict | None
     message: str | None
     stage: str | None
+    thresholds: dict | None = None  # {t_drop, t_keep, eta} an analyst set (set_thresholds); None = the default
 
 
 def process_token() -> str:
@@ -60,7 +61,7 @@ def process_token() -> str:
 
 
 _RUN_COLUMNS = ("id, dataset_id, kind, config, status, n_total, n_done, n_failed, created_at, updated_at, weights, "
-                "message, stage, owner")
+                "message, stage, owner, thresholds")
 
 
 def _info(row) -> RunInfo:
@@ -69,7 +70,7 @@ def _info(row) -> RunInfo:
         pid = str(row[13]).rsplit(":", 2)[1] if row[13] and str(row[13]).count(":") >= 2 else "?"
         status, message = INTERRUPTED, f"the process that ran it (pid {pid}) ended without closing it (killed or crashed)"
     return RunInfo(int(row[0]), int(row[1]), row[2], from_json(row[3]), status, int(row[5]), int(row[6]),
-                   int(row[7]), row[8], row[9], from_json(row[10]), message, row[12])
+                   int(row[7]), row[8], row[9], from_json(row[10]), message, row[12], from_json(row[14]))
 
 
 def create_run(cur, dataset_id: int, kind: str, config_json, n_total: int, status: str = "running") -> int:
@@ -134,6 +135,28 @@ def update_run(cur, run_id: int, **changes) -> RunInfo:
     sets = ", ".join(f"{k} = ?" for k in values)  # keys validated against _UPDATABLE
     cur.execute(f"UPDATE runs SET {sets + ', ' if sets else ''}updated_at = ? WHERE id = ?",
                 [*values.values(), utcnow(), int(run_id)])
+    return get_run(cur, run_id)
+
+
+THRESHOLD_KEYS = ("t_drop", "t_keep", "eta")
+
+
+def set_thresholds(cur, run_id: int, thresholds: Mapping[str, float] | None) -> RunInfo:
+    """Store the thresholds of a score run ({t_drop, t_keep, eta}, each in [0, 1], t_drop <= t_keep), or clear them
+    with None (the default then applies). The run's updated_at is left alone: it keys caches of its scores."""
+    run = get_run(cur, run_id)
+    if run.kind != "score":
+        raise ClearError(f"run {run_id} is a {run.kind} run; thresholds belong to score runs")
+    value = None
+    if thresholds is not None:
+        missing = [k for k in THRESHOLD_KEYS if k not in thresholds]
+        if missing:
+            raise ClearError(f"thresholds of run {run_id}: '{missing[0]}' is missing")
+        value = {k: float(thresholds[k]) for k in THRESHOLD_KEYS}
+        if not all(0.0 <= v <= 1.0 for v in value.values()) or value["t_drop"] > value["t_keep"]:
+            raise ClearError(f"thresholds of run {run_id} must lie in [0, 1] with t_drop <= t_keep, got {value}")
+    cur.execute("UPDATE runs SET thresholds = ? WHERE id = ?", [None if value is None else to_json(value),
+                                                                int(run_id)])
     return get_run(cur, run_id)
 
 

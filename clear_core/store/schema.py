@@ -95,7 +95,11 @@ _V2 = ("ALTER TABLE runs ADD COLUMN stage VARCHAR",)
 # was killed reads as interrupted instead of running forever.
 _V3 = ("ALTER TABLE runs ADD COLUMN owner VARCHAR",)
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)  # MIGRATIONS[i] takes a workspace to version i + 1
+# Version 4: the thresholds an analyst set for a score run (JSON {t_drop, t_keep, eta}), read by the app, the CLI
+# and export alike; NULL = none set, the default (filtering.default_thresholds) applies.
+_V4 = ("ALTER TABLE runs ADD COLUMN thresholds JSON",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)  # MIGRATIONS[i] takes a workspace to version i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # The only table names SQL in this package may interpolate (everything else is a bound parameter).

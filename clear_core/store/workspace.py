@@ -234,6 +234,10 @@ class Workspace:
     def update_run(self, run_id: int, **changes) -> RunInfo:
         return _runs.update_run(self.cursor(), run_id, **changes)
 
+    def set_thresholds(self, run_id: int, thresholds) -> RunInfo:
+        """Store a score run's {t_drop, t_keep, eta} (None clears them); read back as RunInfo.thresholds."""
+        return _runs.set_thresholds(self.cursor(), run_id, thresholds)
+
     def replace_signal(self, run_id: int, signal: str, rows, values, weights=None) -> None:
         _runs.replace_signal(self.cursor(), run_id, signal, rows, values, weights)
 
