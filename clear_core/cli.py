@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="clear-studio", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"clear-studio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules = []
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(f"clear_core.commands.{name}")
@@ -40,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub, default_workspace())
+        modules.append(module)
+    for module in modules:  # flags an area adds to another's subcommands (scoring's --workers on `resume`)
+        if hasattr(module, "extend"):
+            module.extend(sub)
     return parser
 
 

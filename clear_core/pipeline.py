@@ -32,7 +32,7 @@ CALIBRATION = "calibration"  # a progress stage inside `dataset`: the synthetic 
 
 
 def run_scoring(ws, dataset, config: ScoreConfig, backend=None, progress: ProgressFn | None = None,
-                cancel=None) -> int:
+                cancel=None, workers=None) -> int:
     """Create a scoring run of `dataset` (name or id) with `config` and run it to the end; returns its run id.
 
     The backend is loaded from `config.model` when not given. Raises `Cancelled` when stopped by `cancel`.
@@ -42,18 +42,20 @@ def run_scoring(ws, dataset, config: ScoreConfig, backend=None, progress: Progre
     info = ws.get_dataset(dataset)
     n_total = info.n_rows if config.limit is None else min(info.n_rows, int(config.limit))
     run_id = ws.create_run(info.id, "score", config.to_json(), n_total)
-    return resume(ws, run_id, backend=backend, progress=progress, cancel=cancel)
+    return resume(ws, run_id, backend=backend, progress=progress, cancel=cancel, workers=workers)
 
 
-def resume(ws, run_id: int, backend=None, progress: ProgressFn | None = None, cancel=None) -> int:
-    """Go on with a scoring run from where it stopped (or was killed); returns its run id."""
+def resume(ws, run_id: int, backend=None, progress: ProgressFn | None = None, cancel=None, workers=None) -> int:
+    """Go on with a scoring run from where it stopped (or was killed); returns its run id.
+
+    workers: a `distributed.Workers` to score the rows stage on Ray actors (the other stages stay here)."""
     def stages(run) -> None:
         config = ScoreConfig.from_dict(run.config)
         model = backend
         if model is None:
             from .backends import load_backend
             model = load_backend(config.model)
-        _rows_stage(ws, run, config, model, progress, cancel)
+        (_rows_stage if workers is None else workers.rows_stage)(ws, run, config, model, progress, cancel)
         _context_stage(ws, run, config, model, progress, cancel)
         _dataset_stage(ws, run, config, model, progress)
 

@@ -2,6 +2,7 @@
 
 Scores are in [0, 1], higher = more trustworthy. Running `score` again on a dataset whose last run with the same
 settings did not finish (killed, stopped, failed) resumes that run instead of starting over; `--new` starts over.
+`--workers N` scores the rows on N Ray workers (`clear_core.distributed`); `resume` takes the same flags.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from ..config import PRESETS, preset_config
+from ..errors import ClearError
 
 
 def register(subparsers, default_workspace: str) -> None:
@@ -33,7 +36,38 @@ def register(subparsers, default_workspace: str) -> None:
                    help="label-free weight calibration at the end of the run (default: synthetic)")
     p.add_argument("--new", action="store_true", help="start a new run even if an unfinished one matches")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_worker_args(p)
     p.set_defaults(func=run)
+
+
+def extend(subparsers) -> None:
+    """The worker flags on `resume` too (commands.curation registers it): a score run goes on over workers."""
+    resume = subparsers.choices.get("resume")
+    if resume is not None:
+        add_worker_args(resume)
+        resume.set_defaults(func=partial(resume_on_workers, plain=resume.get_default("func")))
+
+
+def add_worker_args(p) -> None:
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="score the rows on N Ray workers (needs the extra: pip install \"clear-studio[ray]\")")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="a running Ray cluster (HOST:PORT, ray://HOST:10001 or auto; default: start a local one)")
+    p.add_argument("--threads-per-worker", type=positive_int, default=1, help="torch threads per worker (default 1)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per worker (default 0: CPU workers)")
+
+
+def workers_from_args(args):
+    """The `distributed.Workers` the flags ask for, or None; checks that Ray is there before any model loads."""
+    if args.workers is None:
+        if args.ray_address:
+            raise ClearError("--ray-address needs --workers N (how many workers to start on the cluster)")
+        return None
+    from ..distributed import Workers, import_ray
+
+    import_ray()
+    return Workers(args.workers, address=args.ray_address, threads=args.threads_per_worker,
+                   gpus=args.gpus_per_worker)
 
 
 def positive_int(text: str) -> int:
@@ -52,6 +86,7 @@ def run(args) -> int:
 
     config = preset_config(args.preset, model=args.model, batch_size=args.batch_size, limit=args.limit,
                            calibrate=args.calibrate)
+    workers = workers_from_args(args)
     with Workspace.open(args.workspace) as ws:
         info = ingest_if_file(ws, args.dataset, args.name, args.format, args.skip_bad_rows)
         unfinished = None if args.new else find_unfinished(ws, info.id, config)
@@ -66,10 +101,32 @@ def run(args) -> int:
         with ProgressBar(args.quiet) as bar:
             if unfinished is not None:
                 print(f"resuming run {unfinished.id} of dataset '{info.name}'", flush=True)
-                run_id = pipeline.resume(ws, unfinished.id, backend=backend, progress=bar)
+                run_id = pipeline.resume(ws, unfinished.id, backend=backend, progress=bar, workers=workers)
             else:
-                run_id = pipeline.run_scoring(ws, info.id, config, backend=backend, progress=bar)
+                run_id = pipeline.run_scoring(ws, info.id, config, backend=backend, progress=bar, workers=workers)
         print_summary(ws, run_id, time.perf_counter() - t0, bar.rows_here, bar.rows_per_s)
+    return 0
+
+
+def resume_on_workers(args, plain) -> int:
+    """`resume RUN_ID --workers N`: a score run goes on with its rows stage on workers; without --workers, `plain`
+    (the usual resume, any kind of run)."""
+    workers = workers_from_args(args)
+    if workers is None:
+        return plain(args)
+    from .. import pipeline
+    from ..store import Workspace
+
+    with Workspace.open(args.workspace) as ws:
+        run = ws.get_run(args.run_id)
+        if run.kind != "score":
+            raise ClearError(f"--workers spreads the rows of a score run; run {run.id} is a {run.kind} run")
+        t0 = time.perf_counter()
+        print(f"resuming score run {run.id} ({run.status}, {run.n_done}/{run.n_total} done) on {workers.n} "
+              "workers", flush=True)
+        with ProgressBar(args.quiet) as bar:
+            pipeline.resume(ws, run.id, progress=bar, workers=workers)
+        print_summary(ws, run.id, time.perf_counter() - t0, bar.rows_here, bar.rows_per_s)
     return 0
 
 
