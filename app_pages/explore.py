@@ -100,9 +100,10 @@ if run is None:
     state.stop_with_hint(f"“{widgets.literal(ds.name)}” is not scored yet: start a run on **Data & Scoring**.")
 s.setdefault("eta", 0.8)
 thr = state.thresholds(run.id)
-if thr is None:
-    st.info(f"Run #{run.id} has no confidence scores yet ({run.status}, {run.n_done:,} / {run.n_total:,} rows); "
-            "they appear when its last stage is done.")
+if thr is None:  # no confidence yet: the row signals committed so far, marked provisional
+    from ui import provisional
+
+    provisional.show(s["workspace_path"], run, "explore")
     st.stop()
 
 ws, version = state.ws(), (run.status, run.n_done, run.stage, run.updated_at)  # updated_at: a refit's new scores

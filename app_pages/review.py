@@ -134,8 +134,10 @@ ds, run = state.dataset(), state.run()
 if ds is None or run is None:
     state.stop_with_hint("Nothing to review yet: load and score a dataset on **Data & Scoring**.")
 thr = state.thresholds(run.id)
-if thr is None:
-    st.info(f"Run #{run.id} is not finished ({run.status}); its rows can be reviewed once it is.")
+if thr is None:  # no confidence yet: the row signals committed so far, marked provisional
+    from ui import provisional
+
+    provisional.show(s["workspace_path"], run, "review")
     st.stop()
 ws = state.ws()
 thr_dict = {"t_drop": thr.t_drop, "t_keep": thr.t_keep, "eta": thr.eta, "run_id": run.id}

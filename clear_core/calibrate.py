@@ -53,6 +53,25 @@ class Calibration:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class SyntheticSize:
+    """How many dataset rows label-free calibration makes its synthetic rows from (each gives one to three and a
+    half synthetic rows, each scored like a dataset row): `fraction` of the rows, at least `floor` (or every row of
+    a smaller dataset), at most `cap`. The cap is the count the weights were measured with on datasets of 400 rows
+    and more (bench/results/quality.md), so those get it unchanged; a small dataset no longer scores more
+    synthetic rows than it has rows, while the floor keeps enough good and bad rows for the fit."""
+
+    floor: int = 50
+    fraction: float = 0.5
+    cap: int = 200
+
+    def sampled(self, n_rows: int) -> int:
+        return int(min(n_rows, self.cap, max(self.floor, int(self.fraction * n_rows))))
+
+
+SYNTHETIC_SIZE = SyntheticSize()
+
+
 def _auroc(values: np.ndarray, bad: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 

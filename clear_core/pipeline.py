@@ -9,14 +9,15 @@ signals (`neighbors`, `form`, `likelihood_rel`: `signals.dataset`), the label-fr
 `confidence` (in [0, 1], higher = more trustworthy) are computed over all rows and committed in one transaction.
 A run killed at any moment (even SIGKILL) starts again from `row_status`: no row is computed twice, none is lost.
 
-Stopping: `cancel` (a threading.Event, the app's stop button) is checked between batches; Ctrl-C interrupts the
-batch in flight. Either way the run is marked `stopped`, committed batches stay, and `resume` goes on.
+Stopping: `cancel` (a threading.Event, the app's stop button) is checked between batches of every stage, between
+the dataset signals, and between calibration's batches of synthetic rows; Ctrl-C interrupts the batch in flight.
+Either way the run is marked `stopped`, committed batches stay, and `resume` goes on: the dataset stage commits
+nothing before its end, so it is done again whole (calibration's synthetic rows scored again).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import numpy as np
 import pandas as pd
@@ -24,8 +25,7 @@ import pandas as pd
 from . import runs
 from .config import ScoreConfig
 from .errors import ClearError
-from .runs import Progress, ProgressFn, run_batches  # noqa: F401 - Progress: the type progress callbacks receive
-from .runs import report as _report
+from .runs import Meter, Progress, ProgressFn, check_cancel, run_batches  # noqa: F401 - Progress: the callbacks' type
 
 ROWS, CONTEXT, DATASET = "rows", "context", "dataset"
 CALIBRATION = "calibration"  # a progress stage inside `dataset`: the synthetic rows scored for the weights
@@ -57,7 +57,7 @@ def resume(ws, run_id: int, backend=None, progress: ProgressFn | None = None, ca
             model = load_backend(config.model)
         (_rows_stage if workers is None else workers.rows_stage)(ws, run, config, model, progress, cancel)
         _context_stage(ws, run, config, model, progress, cancel)
-        _dataset_stage(ws, run, config, model, progress)
+        _dataset_stage(ws, run, config, model, progress, cancel)
 
     return runs.execute(ws, run_id, "score", stages)
 
@@ -73,7 +73,8 @@ def _rows_stage(ws, run, config: ScoreConfig, backend, progress, cancel) -> None
             return _score_one_by_one(scoring, backend, rows, batch, config)
         return _commit_kwargs(batch, result)
 
-    run_batches(ws, run.id, ROWS, run.n_total, compute, config.batch_size, progress, cancel)
+    run_batches(ws, run.id, ROWS, run.n_total, compute, config.batch_size, progress, cancel,
+                label="scoring the rows")
 
 
 def _context_stage(ws, run, config: ScoreConfig, backend, progress, cancel) -> None:
@@ -105,7 +106,8 @@ def _context_stage(ws, run, config: ScoreConfig, backend, progress, cancel) -> N
         kwargs["errors"].update(missing)
         return kwargs
 
-    run_batches(ws, run.id, CONTEXT, run.n_total, compute, config.batch_size, progress, cancel)
+    run_batches(ws, run.id, CONTEXT, run.n_total, compute, config.batch_size, progress, cancel,
+                label="in context: each row again after its nearest rows as worked examples")
 
 
 def _score_one_by_one(scoring, backend, rows, batch, config) -> dict:
@@ -155,11 +157,18 @@ def _load_rows(ws, dataset_id: int, row_idx) -> list[dict]:
     return [{"row_idx": r.row_idx, "prompt": r.prompt, "response": r.response} for r in ws.rows(dataset_id, row_idx)]
 
 
-def _dataset_stage(ws, run, config: ScoreConfig, backend, progress) -> None:
-    """The dataset signals + calibrated weights + confidence over all rows, committed in one transaction."""
+def _dataset_stage(ws, run, config: ScoreConfig, backend, progress, cancel=None) -> None:
+    """The dataset signals + calibrated weights + confidence over all rows, committed in one transaction.
+
+    Its progress counts steps: one per dataset signal fitted, one for the calibration (which reports its synthetic
+    rows as a stage of its own) and one for the confidence and the commit."""
     if len(ws.pending_rows(run.id, DATASET)) == 0:
         return
-    _report(progress, run.id, DATASET, 0, 1, 0, time.perf_counter())
+    from .signals import context, of_kind
+
+    wanted = of_kind("dataset", config.signals)
+    meter = Meter(progress, run.id, DATASET, len(wanted) + 2, label="dataset: reading the row signals",
+                  unit="steps")
     wide = ws.scores_wide(run.id)
     rows = wide["row_idx"].to_numpy(dtype=np.int64)  # the rows scored ok (failed rows have no scores)
     all_rows = np.arange(run.n_total, dtype=np.int64)
@@ -169,20 +178,30 @@ def _dataset_stage(ws, run, config: ScoreConfig, backend, progress) -> None:
         return
     values = {s: wide[s].to_numpy(dtype=float) for s in wide.columns if s not in ("row_idx", "confidence")}
     records = _load_rows(ws, run.dataset_id, rows)
-    from .signals import context, of_kind
+
+    def step(label: str, n: int = 1) -> None:
+        """Between two pieces of the stage: stop here when asked, else say what comes next."""
+        check_cancel(cancel, run.id, "in its dataset stage (redone whole on resume; every row signal is kept)")
+        meter.label = f"dataset: {label}"
+        meter.add(n)
 
     # Loaded once, for the dataset signals and for the worked examples of calibration's synthetic rows.
     needs_emb = bool(of_kind("dataset", config.signals) + of_kind("context", config.signals))
     prompt_emb, response_emb = _embeddings(ws, run.id, rows) if needs_emb else (None, None)
-    frames, fitted = _dataset_signals(ws, run, config, rows, records, values, prompt_emb, response_emb)
+    frames, fitted = _dataset_signals(ws, run, config, rows, records, values, prompt_emb, response_emb, step)
     weights = {k: float(v) for k, v in config.weights.items() if k in values}
+    step(f"the weights ({len(wanted)} of {len(wanted)} signals fitted)", int(bool(wanted)))
     if config.calibrate == "synthetic" and len(rows) >= 8:
         ctx = None
         if any(weights.get(s, 0) > 0 for s in of_kind("context")):  # synthetic rows: their source row's examples
             ctx = context.ContextIndex.build(np.arange(len(rows)), prompt_emb)
-        weights = _calibrated_weights(records, values, weights, config, backend, fitted,
-                                      lambda done, total, here, t0: _report(progress, run.id, CALIBRATION, done,
-                                                                            total, here, t0), ctx)
+        weights = _calibrated_weights(records, values, weights, config, backend, fitted, ctx,
+                                      lambda total, label: Meter(progress, run.id, CALIBRATION, total, label=label,
+                                                                 unit="synthetic rows"),
+                                      lambda done, total: check_cancel(
+                                          cancel, run.id, f"in calibration, at {done} of {total} synthetic rows "
+                                          "(scored again on resume; every row signal is kept)"))
+    step("combining the signals into confidence")
     conf = _combine(values, weights, config.mean)
     frames.append(pd.DataFrame({"row_idx": rows, "signal": "confidence", "value": conf, "raw": conf}))
     # The weights go in first: if the process dies before the commit below, the dataset stage is simply redone.
@@ -191,13 +210,15 @@ def _dataset_stage(ws, run, config: ScoreConfig, backend, progress) -> None:
     # until this one commit and done after it.
     ws.commit_batch(run.id, DATASET, all_rows, scores=pd.concat(frames, ignore_index=True), embeddings=None,
                     proposals=None, errors=failed)
-    _report(progress, run.id, DATASET, 1, 1, 1, time.perf_counter())
+    meter.label = "dataset: done"
+    meter.add(meter.total - meter.done)
 
 
 def _dataset_signals(ws, run, config: ScoreConfig, rows, records, values: dict, prompt_emb,
-                     response_emb) -> tuple[list, object]:
+                     response_emb, step=None) -> tuple[list, object]:
     """Fit the dataset signals of config.signals over the scored rows (embeddings aligned with `rows`); adds their
-    values to `values`.
+    values to `values`. step(label, n) comes before each signal's fit (the stop is checked there) and counts the
+    one before it as done.
 
     Returns (score frames to commit, the `signals.dataset.DatasetFit` that scores calibration's synthetic rows)."""
     from .signals import dataset, of_kind
@@ -208,9 +229,13 @@ def _dataset_signals(ws, run, config: ScoreConfig, rows, records, values: dict, 
     # The row signals' raw values, which some dataset signals rank (likelihood_rel: the likelihood's).
     scored = [s for s in of_kind("row") + of_kind("sampled") if s in values]
     raw = ws.scores_wide(run.id, scored, raw=True) if scored else {}
-    fitted = dataset.fit(wanted, dataset.Rows(prompt_emb, response_emb, [r["prompt"] for r in records],
-                                              [r["response"] for r in records],
-                                              {s: raw[s].to_numpy(dtype=float) for s in scored}))
+    inputs = dataset.Rows(prompt_emb, response_emb, [r["prompt"] for r in records], [r["response"] for r in records],
+                          {s: raw[s].to_numpy(dtype=float) for s in scored})
+    fitted = dataset.DatasetFit()
+    for i, name in enumerate(wanted):  # one at a time, so that a stop comes between two of them
+        if step is not None:
+            step(f"fitting {name} over {len(rows):,} rows ({i} of {len(wanted)} signals fitted)", int(i > 0))
+        fitted.fits.update(dataset.fit([name], inputs).fits)
     values.update(fitted.values)
     frames = [pd.DataFrame({"row_idx": rows, "signal": name, "value": vals, "raw": fitted.raw[name]})
               for name, vals in fitted.values.items()]
@@ -222,20 +247,28 @@ def _combine(values, weights, mean):
     return combine.confidence(values, weights, mean)
 
 
-def _calibrated_weights(records, values, weights, config, backend, fitted, report=None, ctx=None) -> dict:
+def _calibrated_weights(records, values, weights, config, backend, fitted, ctx=None, meter=None,
+                        before_batch=None) -> dict:
     """Label-free weights from synthetic corruptions; the fixed weights when they cannot be fitted.
 
     fitted: the dataset signals' `DatasetFit`, which scores the synthetic rows out-of-fold against the rows they
-    were made from. report(done, total, done_here, t0) follows the synthetic rows as they are scored. ctx: a
-    `signals.context.ContextIndex` over the positions of `records`, when likelihood_ctx is weighted: each
-    synthetic row is scored after the worked examples of the row it was made from (never that row itself)."""
+    were made from. ctx: a `signals.context.ContextIndex` over the positions of `records`, when likelihood_ctx is
+    weighted: each synthetic row is scored after the worked examples of the row it was made from (never that row
+    itself). meter(total, label) -> a `runs.Meter` that follows the synthetic rows as they are scored;
+    before_batch(done, total) comes before each batch of them (it raises to stop)."""
     from . import calibrate, scoring
     from .signals import dataset
 
+    sampled = calibrate.SYNTHETIC_SIZE.sampled(len(records))
+
     def score_rows(bad_rows: list[dict]) -> dict:
         out: dict[str, list] = {}
-        t0 = time.perf_counter()
+        label = (f"calibration: {len(bad_rows):,} synthetic rows (made from {sampled:,} of the {len(records):,} "
+                 "rows; each scored like a dataset row)")
+        follow = meter(len(bad_rows), label) if meter is not None else None
         for start in range(0, len(bad_rows), config.batch_size):
+            if before_batch is not None:
+                before_batch(start, len(bad_rows))
             part = bad_rows[start:start + config.batch_size]
             # Synthetic rows get negative ids so that they can never be mistaken for dataset rows.
             tuples = [(-(start + i) - 1, r["prompt"], r["response"]) for i, r in enumerate(part)]
@@ -251,13 +284,13 @@ def _calibrated_weights(records, values, weights, config, backend, fitted, repor
                 queried.update(in_ctx.values)
             for name, v in {**result.values, **queried}.items():
                 out.setdefault(name, []).append(np.asarray(v, dtype=float))
-            if report is not None:
-                report(start + len(part), len(bad_rows), start + len(part), t0)
+            if follow is not None:
+                follow.add(len(part))
         return {k: np.concatenate(v) for k, v in out.items()}
 
     used = {k: v for k, v in values.items() if weights.get(k, 0) > 0}
     try:
-        cal = calibrate.label_free(records, used, score_rows, n=min(200, len(records)), seed=config.seed,
+        cal = calibrate.label_free(records, used, score_rows, n=sampled, seed=config.seed,
                                    labels_only=fitted.labels_only, mean=config.mean)
     except calibrate.CalibrationError:
         return weights
@@ -266,9 +299,4 @@ def _calibrated_weights(records, values, weights, config, backend, fitted, repor
 
 def _embeddings(ws, run_id: int, rows: np.ndarray):
     """Prompt and response embeddings of `rows` (in that order)."""
-    out = []
-    for kind in ("prompt", "response"):
-        idx, matrix = ws.load_embeddings(run_id, kind)
-        pos = {int(r): i for i, r in enumerate(idx)}
-        out.append(np.asarray(matrix, dtype=np.float32)[[pos[int(r)] for r in rows]])
-    return out[0], out[1]
+    return ws.embeddings(run_id, "prompt", rows), ws.embeddings(run_id, "response", rows)  # float32, no copies

@@ -21,14 +21,17 @@ import streamlit as st
 from clear_core.errors import Cancelled, ClearError
 
 
+STOPPING = "stopping…"
+
+
 @dataclass
 class Job:
     kind: str                      # "score" | "correct"
     dataset: str
     cancel: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
-    phase: str = "loading model"   # "loading model" | "running" | "done" | "stopped" | "failed"
-    progress: object = None        # the latest clear_core Progress(done, total, rows_per_s, eta_s)
+    state: str = "loading model"   # "loading model" | "running" | "done" | "stopped" | "failed"
+    progress: object = None        # the latest clear_core Progress (done, total, rate, time left, stage, label)
     run_id: int | None = None
     message: str = ""
     details: str = ""
@@ -38,10 +41,32 @@ class Job:
     def alive(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
 
+    @property
+    def phase(self) -> str:
+        """What the page shows: the state, or "stopping…" from the Stop click until the run has stopped (the
+        run finishes its batch in flight first, and the thread ends after it has marked the run)."""
+        if self.cancel.is_set() and self.state in ("loading model", "running"):
+            return STOPPING
+        return self.state
+
+    @phase.setter
+    def phase(self, value: str) -> None:
+        self.state = value
+
+    def stop(self) -> None:
+        """The Stop button: the run stops at its next check (between batches, signals or synthetic rows)."""
+        self.cancel.set()
+
     def on_progress(self, progress) -> None:
-        self.phase, self.progress = "running", progress
+        self.state, self.progress = "running", progress
         if getattr(progress, "run_id", None) is not None:
             self.run_id = progress.run_id
+
+    def progress_text(self) -> str:
+        """The current stage and its own progress ("calibration: ... · 40 / 120 synthetic rows · 12.5 synthetic
+        rows/s · 6 s left"), the time left counted down since the last report; the phase before any report."""
+        text = getattr(self.progress, "text", None)
+        return text() if callable(text) else self.phase
 
 
 @st.cache_resource
@@ -74,7 +99,10 @@ def _main(job: Job, work: Callable[[Job], int | None]) -> None:
         job.run_id = run_id if run_id is not None else job.run_id
         job.phase, job.message = "done", "finished"
     except Cancelled as exc:
-        job.phase, job.message = "stopped", str(exc) or "stopped; Resume goes on from the last committed batch"
+        job.phase = "stopped"
+        job.message = (f"Stopped: {exc}." if str(exc) else "Stopped.") + (
+            f" Here, “Resume run #{job.run_id}” goes on from its last committed batch: nothing committed is lost."
+            if job.run_id is not None else " Nothing committed is lost.")
     except ClearError as exc:
         job.phase, job.message = "failed", str(exc)
     except Exception as exc:  # noqa: BLE001 - shown in the app with its details folded
@@ -133,3 +161,32 @@ def start_correction(ws_path: str, dataset: str, score_run, thresholds) -> Job:
                                       progress=job.on_progress, cancel=job.cancel)
 
     return start(ws_path, "correct", dataset, work)
+
+
+# --------------------------------------------------------------------------------------------- the sidebar's line
+def run_status(ws_path: str, run) -> str:
+    """The sidebar's status line of a scoring run: while this process's job runs it, the job's phase ("stopping…"
+    after a Stop) with the current stage's own progress; else the stored status and rows done."""
+    job = current(ws_path)
+    if job is not None and job.alive and job.run_id == run.id:
+        return f":blue[{job.phase}] · {job.progress_text()}"  # no stored text in it: labels are the stages' own
+    color = {"done": "green", "running": "blue", "stopped": "orange"}.get(run.status, "red")
+    return (f":{color}[{run.status}] · {run.n_done:,} / {run.n_total:,} rows"
+            + (f" · stage {run.stage}" if run.status != "done" and run.stage else ""))
+
+
+def show_run_status(ws_path: str, run_id: int) -> None:
+    """The status line, redrawn every second while a job of this process runs the run; the whole page once more
+    when the job has ended, so that it shows the finished (or stopped) run."""
+    job = current(ws_path)
+    live = job is not None and job.alive and job.run_id == run_id
+
+    @st.fragment(run_every=1 if live else None)
+    def line() -> None:
+        from . import state
+
+        st.caption(run_status(ws_path, state.workspace(ws_path).get_run(run_id)))
+        if live and not job.alive:
+            st.rerun(scope="app")
+
+    line()

@@ -177,10 +177,9 @@ def sidebar() -> None:
                 if s.get("run_id") not in ids:
                     s["run_id"] = max(ids)
                 st.selectbox("Scoring run", ids, key="run_id", format_func=labels.get)
-                current = next(r for r in runs if r.id == s["run_id"])
-                color = {"done": "green", "running": "blue", "stopped": "orange"}.get(current.status, "red")
-                st.caption(f":{color}[{current.status}] · {current.n_done:,} / {current.n_total:,} rows"
-                           + (f" · stage {current.stage}" if current.status != "done" and current.stage else ""))
+                from . import jobs
+
+                jobs.show_run_status(s["workspace_path"], s["run_id"])  # live: the running stage's own progress
             else:
                 s.pop("run_id", None)
         else:

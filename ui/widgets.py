@@ -145,34 +145,13 @@ def band_metrics(counts: dict) -> None:
 
 
 def run_progress(progress, phase: str) -> None:
-    """A progress bar with rows done, rows/s and time left."""
+    """A progress bar with the current stage's own progress: what it does, done / total, the smoothed rate and the
+    time left, counted down between two reports (clear_core.runs.Progress.text)."""
     if progress is None:
         st.progress(0.0, text=f"{phase.capitalize()}…")
         return
-    stage = getattr(progress, "stage", "rows")
-    if stage == "dataset":
-        st.progress(1.0 if progress.done else 0.99, text="Every row is scored; now the whole-dataset stage: "
-                                                           "neighbours, weight calibration and confidence…")
-        return
     done, total = int(progress.done), max(int(progress.total), 1)
-    if stage == "calibration":
-        st.progress(min(done / total, 1.0), text=f"Fitting the weights: {done:,} / {total:,} synthetic bad rows "
-                                                 "(swapped, cut short, echoing the prompt) scored")
-        return
-    eta = getattr(progress, "eta_s", None)
-    left = "" if eta is None or eta != eta else f" · {_duration(eta)} left"
-    rate = getattr(progress, "rows_per_s", 0.0) or 0.0
-    what = "rows again, each after its nearest rows as worked examples" if stage == "context" else "rows"
-    st.progress(min(done / total, 1.0), text=f"{done:,} / {total:,} {what} · {rate:,.1f} rows/s{left}")
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    st.progress(min(done / total, 1.0), text=progress.text())
 
 
 def input_errors(errors, limit: int = 200) -> None:

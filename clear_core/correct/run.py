@@ -51,7 +51,7 @@ def resume(ws, run_id: int, backend=None, generator=None, progress=None, cancel=
         config = CorrectConfig(**{k: settings[k] for k in json.loads(CorrectConfig().to_json()) if k in settings})
         context = _Context.build(ws, run, settings, config, backend, generator)
         runs.run_batches(ws, run.id, PROPOSE, run.n_total, context.compute, config.batch_size, progress, cancel,
-                         rows=context.targets)
+                         rows=context.targets, label="proposing fixes")
 
     return runs.execute(ws, run_id, "correct", stage)
 
