@@ -123,6 +123,11 @@ class CorrectConfig:
     max_new_tokens: int = 96
     batch_size: int = 8
     seed: int = 0
+    scorer: bool = True  # judge each candidate with the scoring run's own confidence model (judge_scorer)
+    calibration_rows: int = 48  # synthetic rows (and as many controls) the acceptance threshold is fitted on; 0: eta
+    relabel_threshold: float = 0.7  # confident-learning relabel: P(class) / (P(class) + P(given)) at least this
+    relabel_class_quantile: float = 0.1  # and P(class) at least this quantile of P(class) over the class's rows
+    relabel_llm_veto: float = 0.1  # the LLM judge vetoes a relabel below 0.5 - this (NaN: no opinion)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

@@ -331,14 +331,15 @@ def test_confident_proposals_never_overwrite_the_original(scored, tiny_backend, 
     monkeypatch.setattr(correct.judging, "categorical_data_judge",
                         lambda model, emb, pos, o, c: np.full(len(pos), 0.999))
     thr = filtering.run_thresholds(ws, score_run)
-    run_id = correct.run_correction(ws, "small", CorrectConfig(batch_size=8, max_new_tokens=8), score_run=score_run,
-                                    thresholds=thr, backend=tiny_backend)
+    # calibration_rows=0: the rule is eta itself (a judge sure of everything fails calibration, by design).
+    run_id = correct.run_correction(ws, "small", CorrectConfig(batch_size=8, max_new_tokens=8, calibration_rows=0),
+                                    score_run=score_run, thresholds=thr, backend=tiny_backend)
     props = ws.proposals(run_id)
     assert props["confident"].fillna(False).sum() > 0
     after = ws.examples(ds.id)[["row_idx", "response", "original"]]
     assert after.equals(before)
     assert ws.current_decisions(ds.id).empty  # nothing accepted on its own
     parts = ws.scores_wide(run_id).set_index("row_idx").loc[props["row_idx"]]
-    pooled = correct.pool_judges(parts["judge_llm"].to_numpy(), parts["judge_dataset"].to_numpy())
+    pooled = correct.pool_judges(*(parts[c].to_numpy() for c in correct.JUDGE_SIGNALS if c in parts))
     assert props["judge_conf"].to_numpy() == pytest.approx(pooled)
     assert ws.get_run(run_id).config["judge"] == correct.JUDGE_METHOD

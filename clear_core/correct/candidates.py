@@ -76,24 +76,37 @@ def clean_candidate(text: str, categories: Sequence[str] = ()) -> str:
     return first.strip()
 
 
-def same_answer(a: str, b: str) -> bool:
+def normalize(text: str) -> str:
     from ..signals.neighbors import normalize_answer
 
-    return normalize_answer(a) == normalize_answer(b)
+    return normalize_answer(text)
+
+
+def same_answer(a: str, b: str) -> bool:
+    return normalize(a) == normalize(b)
 
 
 def propose_batch(backend, rows: Sequence[dict], examples: Sequence[Sequence[tuple]], config: CorrectConfig,
                   categories: Sequence[str] = (), classifier: dict | None = None, generator=None,
-                  categorical: set | None = None, data_judge=None) -> pd.DataFrame:
+                  categorical: set | None = None, data_judge=None, scorer_judge=None, relabel: dict | None = None,
+                  threshold: float | None = None) -> pd.DataFrame:
     """Candidates for a batch of rows, judged: a DataFrame of proposals, the best-judged candidate per row.
 
     rows: dicts with row_idx, prompt (messages), response; examples[i]: the (prompt, response) pairs shown to the
     model for rows[i]; categories: the dataset's answer classes, which generated answers of the `categorical` rows
     (all rows when None) are mapped onto; classifier: {row_idx: best answer} for categorical rows; generator: a
-    fine-tuned backend; data_judge: f(row_idx list, originals, candidates) -> dataset-judge probabilities (NaN =
-    no opinion), pooled with the LLM judge. Candidates equal to the original (after normalisation) are not
-    proposals. Columns: row_idx, candidate, source, judge_llm, judge_dataset, judge_conf (pooled), confident.
+    fine-tuned backend; data_judge / scorer_judge: f(row_idx list, prompts, originals, candidates) ->
+    probabilities (NaN = no opinion) pooled with the LLM judge (data_judge takes no prompts); relabel:
+    {row_idx: whether the classifier is sure of its answer} (`relabel.RelabelTable.sure`): such a classifier
+    answer that the LLM judge does not veto is the row's proposal, source "relabel", confident whatever the
+    pooled judge says; threshold: the acceptance rule's on the pooled judge (default eta): the stored judge_conf
+    is the pooled one rescaled to put it at eta (`acceptance.rescale`), and `confident` = judge_conf >= eta. Candidates equal to the original (after
+    normalisation) are not proposals. Columns: row_idx, candidate, source, judge_llm, judge_dataset,
+    judge_scorer, relabel_llm, judge_conf (pooled), confident.
     """
+    from .acceptance import rescale
+    from .relabel import llm_allows
+
     def cats(i: int) -> Sequence[str]:
         return categories if categorical is None or rows[i]["row_idx"] in categorical else ()
 
@@ -102,27 +115,47 @@ def propose_batch(backend, rows: Sequence[dict], examples: Sequence[Sequence[tup
     gen = backend.generate(msgs, n=1, max_new_tokens=config.max_new_tokens, temperature=0.0, seed=config.seed)
     cands += [(i, clean_candidate(g[0], cats(i)), "icl") for i, g in enumerate(gen)]
     if classifier:
-        cands += [(i, classifier[r["row_idx"]], "classifier") for i, r in enumerate(rows) if r["row_idx"] in classifier]
+        # First among equal candidates: a classifier answer the icl answer repeats is judged as the classifier's.
+        cands = [(i, classifier[r["row_idx"]], "classifier") for i, r in enumerate(rows)
+                 if r["row_idx"] in classifier] + cands
     if generator is not None:
         out = generator.generate([list(r["prompt"]) for r in rows], n=1, max_new_tokens=config.max_new_tokens,
                                  temperature=0.0, seed=config.seed)
         cands += [(i, clean_candidate(g[0], cats(i)), "finetuned") for i, g in enumerate(out)]
     seen, kept = set(), []
     for i, cand, source in cands:  # one judgement per distinct candidate of a row
-        if not cand or same_answer(cand, rows[i]["response"]) or (i, cand) in seen:
+        key = (i, normalize(cand))
+        if not cand or same_answer(cand, rows[i]["response"]) or key in seen:
             continue
-        seen.add((i, cand))
+        seen.add(key)
         kept.append((i, cand, source))
+    kept.sort(key=lambda k: k[0])
+    prompts = [rows[i]["prompt"] for i, _, _ in kept]
     originals, candidates = [rows[i]["response"] for i, _, _ in kept], [c for _, c, _ in kept]
-    row_ids = np.array([rows[i]["row_idx"] for i, _, _ in kept], dtype=np.int64)
-    llm = judge(backend, [rows[i]["prompt"] for i, _, _ in kept], originals, candidates).astype(float)
-    data = np.full(len(kept), np.nan)
+    row_ids = [int(rows[i]["row_idx"]) for i, _, _ in kept]
+    llm = judge(backend, prompts, originals, candidates).astype(float)
+    data, scored = np.full(len(kept), np.nan), np.full(len(kept), np.nan)
     if data_judge is not None and len(kept):
-        data = np.asarray(data_judge([int(r) for r in row_ids], originals, candidates), dtype=float)
-    frame = pd.DataFrame({"row_idx": row_ids, "candidate": candidates, "source": [s for _, _, s in kept],
-                          "judge_llm": llm, "judge_dataset": data,
-                          "judge_conf": pool_judges(llm, data).astype(float)})
-    # The store keeps one proposal per row: the candidate with the highest pooled judge_conf.
-    frame = frame.sort_values(["row_idx", "judge_conf"], ascending=[True, False], kind="stable")
-    frame = frame.drop_duplicates("row_idx").reset_index(drop=True)
-    return frame.assign(confident=frame["judge_conf"] >= config.eta)
+        data = np.asarray(data_judge(row_ids, originals, candidates), dtype=float)
+    if scorer_judge is not None and len(kept):
+        scored = np.asarray(scorer_judge(row_ids, prompts, originals, candidates), dtype=float)
+    sources = [s for _, _, s in kept]
+    is_relabel = np.array([s == "classifier" and bool((relabel or {}).get(r, False)) for r, s in zip(row_ids, sources)],
+                          dtype=bool) & llm_allows(llm, config.relabel_llm_veto)
+    frame = pd.DataFrame({"row_idx": np.array(row_ids, dtype=np.int64), "candidate": candidates,
+                          "source": np.where(is_relabel, "relabel", np.array(sources, dtype=object)),
+                          "judge_llm": llm, "judge_dataset": data, "judge_scorer": scored,
+                          "judge_conf": pool_judges(llm, data, scored).astype(float)})
+    # The LLM judge's verdict on the classifier's answer, on every row that has one (what the relabel rule reads).
+    on_classifier = pd.Series(llm[[s == "classifier" for s in sources]],
+                              index=[r for r, s in zip(row_ids, sources) if s == "classifier"], dtype=float)
+    frame["relabel_llm"] = frame["row_idx"].map(on_classifier).astype(float)
+    # The store keeps one proposal per row: a relabel, else the candidate with the highest pooled judge_conf.
+    frame = frame.assign(_first=frame["source"] == "relabel")
+    frame = frame.sort_values(["row_idx", "_first", "judge_conf"], ascending=[True, False, False], kind="stable")
+    frame = frame.drop_duplicates("row_idx").drop(columns="_first").reset_index(drop=True)
+    # Stored judge_conf: the pooled verdict on the acceptance rule's scale (its threshold at eta); a relabel is
+    # confident by the confident-learning rule, so at least eta.
+    conf = rescale(frame["judge_conf"].to_numpy(), config.eta if threshold is None else threshold, config.eta)
+    conf = np.where(frame["source"] == "relabel", np.maximum(conf, config.eta), conf)
+    return frame.assign(judge_conf=conf, confident=conf >= config.eta)

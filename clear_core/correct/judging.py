@@ -5,7 +5,9 @@
   "A" and "B" (renormalised), and its value is the mean over the two orders;
 * the dataset judge (categorical rows whose candidate is one of the classes): the out-of-fold classifier of
   `signals.neighbors` (the fold that never trained on the row), P(candidate) / (P(candidate) + P(original)).
-  Rows without it (free text, a candidate outside the classes) get NaN, which counts as no opinion.
+  Rows without it (free text, a candidate outside the classes) get NaN, which counts as no opinion;
+* the scorer judge (`scorer.py`): the scoring run's confidence model applied to the candidate in the original's
+  place, c_candidate / (c_candidate + c_original).
 They are pooled as independent judges in log-odds, logit(judge_conf) = sum of logit(judge_i), so a 0.5 judge adds
 nothing and two agreeing judges give more confidence than either alone. Everything here but `judge` (one call of
 the backend) is a pure function of arrays.
@@ -20,7 +22,10 @@ import pandas as pd
 
 from ..chat import model_text
 
-JUDGE_SIGNALS = ("judge_llm", "judge_dataset")  # the components, stored as scores of the correction run
+JUDGE_SIGNALS = ("judge_llm", "judge_dataset", "judge_scorer")  # the pooled components
+# Stored as scores of the correction run: the components, and the LLM judge's verdict on the classifier's
+# relabel (the confident-learning rule reads it; the bench's trade-off curve recomputes the rule from it).
+STORED_SIGNALS = JUDGE_SIGNALS + ("relabel_llm",)
 POOL_EPS = 1e-4  # each judge is clipped to [POOL_EPS, 1 - POOL_EPS] before pooling, so no judge alone is certain
 JUDGE_LETTERS = ("A", "B")
 JUDGE_TEMPLATE = (
@@ -115,7 +120,7 @@ def judge(backend, prompts: Sequence[Sequence[dict]], originals: Sequence[str], 
 def judge_scores(props: pd.DataFrame) -> pd.DataFrame | None:
     """The judge components of each row's stored proposal as long scores [row_idx, signal, value] (NaN left out)."""
     parts = [pd.DataFrame({"row_idx": props["row_idx"].astype(np.int64), "signal": name,
-                           "value": props[name].astype(float)}) for name in JUDGE_SIGNALS if name in props]
+                           "value": props[name].astype(float)}) for name in STORED_SIGNALS if name in props]
     if not parts:
         return None
     frame = pd.concat(parts, ignore_index=True)
