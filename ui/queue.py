@@ -4,7 +4,8 @@ The store's queue query sorts the whole filter; running it on every keystroke wo
 million rows. So WINDOW rows are read at once (with the filter's count, in one pass), and on every rerun the
 window's rows are checked against their current decisions (read fresh, never cached): a row someone else decided
 meanwhile is skipped ("undecided only") or shown with its new state, and the counts and progress are corrected by
-what changed inside the window.
+what changed inside the window. A change outside the window (another reviewer's bulk action, an undo) is seen in
+the log's newest entries, and the counts are read again.
 """
 
 from __future__ import annotations
@@ -15,10 +16,23 @@ WINDOW = 50
 
 
 def _load(s, ws, ds_id: int, run_id: int, filters: dict, sig: str, offset: int, i: int = 0) -> dict:
+    log_id = ws.changed_since(ds_id, None, [])[0]  # before the counts: a decision in between is read again
     frame, count = ws.review_window(ds_id, run_id, **filters, limit=WINDOW, offset=offset)
-    s["_queue"] = {"sig": sig, "offset": offset, "frame": frame.reset_index(drop=True), "i": i, "count": count,
+    frame = frame.reset_index(drop=True)
+    s["_queue"] = {"sig": sig, "offset": offset, "frame": frame, "i": i, "count": count, "log_id": log_id,
+                   "then": frame["decision"].notna().to_numpy(),  # what the counts were read with
                    "progress": ws.review_progress(ds_id, run_id, filters["t_keep"])}
     return s["_queue"]
+
+
+def _recount(ws, ds_id: int, run_id: int, filters: dict, q: dict, decided: dict) -> None:
+    """Read the counts again when the log changed outside the window since they were read."""
+    rows = q["frame"]["row_idx"].astype(int).tolist()
+    q["log_id"], outside = ws.changed_since(ds_id, q["log_id"], rows)
+    if outside:
+        q["count"] = ws.review_count(ds_id, run_id, **filters)
+        q["progress"] = ws.review_progress(ds_id, run_id, filters["t_keep"])
+        q["then"] = q["frame"]["row_idx"].astype(int).isin(list(decided)).to_numpy()
 
 
 def _decided(ws, ds_id: int, q: dict) -> dict:
@@ -31,11 +45,12 @@ def _decided(ws, ds_id: int, q: dict) -> dict:
             current[["row_idx", "action", "text", "reviewer"]].itertuples(index=False)}
 
 
-def reset() -> None:
-    """Read the queue again on the next rerun (after a bulk action, or to start over)."""
+def reset(focus: list[int] | None = None) -> None:
+    """Read the queue again on the next rerun (after a bulk action or an undo, or to start over); focus: rows to
+    show, the first of them in queue order, when the window read holds one."""
     s = st.session_state
     s.pop("_queue", None)
-    s["editing"] = None
+    s["editing"], s["_queue_focus"] = None, focus
 
 
 def view(ws, ds_id: int, run_id: int, filters: dict, s=None) -> dict:
@@ -47,6 +62,9 @@ def view(ws, ds_id: int, run_id: int, filters: dict, s=None) -> dict:
     q = s.get("_queue")
     if q is None or q["sig"] != sig:
         q = _load(s, ws, ds_id, run_id, filters, sig, 0)
+        focus = s.pop("_queue_focus", None)
+        if focus:
+            show_row(focus, s)
     decided = _decided(ws, ds_id, q)
     only_new = bool(filters.get("undecided_only"))
     if s.pop("_queue_dir", 1) < 0:  # after "previous": the nearest row before the cursor that is still shown
@@ -79,8 +97,8 @@ def view(ws, ds_id: int, run_id: int, filters: dict, s=None) -> dict:
         q = _load(s, ws, ds_id, run_id, filters, sig, q["offset"] + still)
         decided = _decided(ws, ds_id, q)
     q["i"] = i
-    frame = q["frame"]
-    then = frame["decision"].notna().to_numpy()
+    _recount(ws, ds_id, run_id, filters, q, decided)
+    frame, then = q["frame"], q["then"]
     now = frame["row_idx"].astype(int).isin(list(decided)).to_numpy()
     changed = now.astype(int) - then.astype(int)
     flagged = (frame["confidence"] < filters["t_keep"]).to_numpy(dtype=bool)
@@ -94,6 +112,7 @@ def view(ws, ds_id: int, run_id: int, filters: dict, s=None) -> dict:
         state = ws.row_state(ds_id, rows[i]) or {}
         row["decision"], row["decision_text"], row["decided_by"] = (state.get(k) for k in ("action", "text",
                                                                                           "reviewer"))
+        row["version"] = ws.row_versions(ds_id, [rows[i]]).get(rows[i])  # what a decision on it is made on
     position = q["offset"] + i - (int(now[:i].sum()) if only_new else 0)
     return {"row": row, "position": position, "count": max(count, 0), "progress": progress}
 
@@ -107,12 +126,14 @@ def step(delta: int, s=None) -> None:
         s["editing"], s["_queue_dir"] = None, delta
 
 
-def show_row(row_idx: int, s=None) -> None:
-    """Put the cursor on a row of the window (an undone row comes back into view)."""
+def show_row(rows, s=None) -> None:
+    """Put the cursor on a row of the window, the first in queue order of `rows` (a row or a list) that it holds
+    (undone rows come back into view)."""
     s = st.session_state if s is None else s
     q = s.get("_queue")
     if q is not None:
-        hits = q["frame"].index[q["frame"]["row_idx"].astype(int) == int(row_idx)]
+        wanted = [int(r) for r in (rows if isinstance(rows, (list, tuple)) else [rows])]
+        hits = q["frame"].index[q["frame"]["row_idx"].astype(int).isin(wanted)]
         if len(hits):
             q["i"] = int(hits[0])
 

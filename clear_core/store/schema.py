@@ -99,7 +99,13 @@ _V3 = ("ALTER TABLE runs ADD COLUMN owner VARCHAR",)
 # and export alike; NULL = none set, the default (filtering.default_thresholds) applies.
 _V4 = ("ALTER TABLE runs ADD COLUMN thresholds JSON",)
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)  # MIGRATIONS[i] takes a workspace to version i + 1
+# Version 5: the version of the row each decision was made on (base_id: the row's latest log entry when it was
+# appended, which a reviewer's screen must still show or the store refuses a conflict), and whether an entry
+# settles reviewers' disagreement on the row (made from the adjudication queue). Old entries read NULL: unknown
+# version, not a settlement.
+_V5 = ("ALTER TABLE decisions ADD COLUMN base_id BIGINT", "ALTER TABLE decisions ADD COLUMN settles BOOLEAN")
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)  # MIGRATIONS[i] takes a workspace to version i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # The only table names SQL in this package may interpolate (everything else is a bound parameter).

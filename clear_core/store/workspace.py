@@ -20,6 +20,7 @@ from ..errors import ClearError, WorkspaceLockedError
 from . import datasets as _datasets
 from . import decisions as _decisions
 from . import queries as _queries
+from . import reviewers as _reviewers
 from . import runs as _runs
 from .datasets import DatasetInfo, ExampleRow
 from .runs import RunInfo
@@ -299,14 +300,30 @@ class Workspace:
 
     # decisions ----------------------------------------------------------------------------------------------
     def record_decisions(self, dataset_id: int, rows, action: str, reviewer: str, new_text=None,
-                         thresholds=None) -> int:
+                         thresholds=None, expected: dict | None = None, settles: bool = False) -> int:
         with self._decision_lock:
             return _decisions.record_decisions(self.cursor(), dataset_id, rows, action, reviewer, new_text,
-                                               thresholds)
+                                               thresholds, expected, settles)
 
-    def undo(self, dataset_id: int, reviewer: str, row_idx: int | None = None) -> list[int]:
+    def undo(self, dataset_id: int, reviewer: str, row_idx: int | None = None,
+             batch_id: int | None = None) -> list[int]:
         with self._decision_lock:
-            return _decisions.undo(self.cursor(), dataset_id, reviewer, row_idx)
+            return _decisions.undo(self.cursor(), dataset_id, reviewer, row_idx, batch_id)
+
+    def last_action(self, dataset_id: int, reviewer: str, before: int | None = None) -> dict | None:
+        return _decisions.last_action(self.cursor(), dataset_id, reviewer, before)
+
+    def row_versions(self, dataset_id: int, rows) -> dict[int, int]:
+        return _decisions.row_versions(self.cursor(), dataset_id, rows)
+
+    def changed_since(self, dataset_id: int, since: int | None, rows) -> tuple[int, bool]:
+        return _decisions.changed_since(self.cursor(), dataset_id, since, rows)
+
+    def reviewer_progress(self, dataset_id: int) -> pd.DataFrame:
+        return _reviewers.reviewer_progress(self.cursor(), dataset_id)
+
+    def disagreements(self, dataset_id: int, limit: int | None = None) -> pd.DataFrame:
+        return _reviewers.disagreements(self.cursor(), dataset_id, limit)
 
     def current_decisions(self, dataset_id: int, rows=None) -> pd.DataFrame:
         return _decisions.current_decisions(self.cursor(), dataset_id, rows)
