@@ -14,7 +14,7 @@ import streamlit as st
 from clear_core.filtering import bands
 from clear_core.signals import REGISTRY
 from clear_core.store.decisions import DecisionConflict
-from ui import keys, queue, state, widgets
+from ui import keys, proposal, queue, state, widgets
 
 BANDS = {"flagged": "Flagged", "review": "Review band", "drop": "Drop band", "keep": "Keep band", "all": "All rows"}
 PROPOSAL = {"any": "Any", "yes": "With a proposed fix", "no": "Without a fix"}
@@ -251,6 +251,8 @@ if row is None:
     undo_button(ds.id, st.columns(7)[0])  # after a bulk action that emptied the filter, it can still be undone
     st.stop()
 show_row(row, thr, f"{now['position'] + 1:,} / {count:,} in this filter", signal_names)
+if isinstance(row["proposal"], str):
+    proposal.explain(ws, ds.id, int(row["row_idx"]), thr.eta)  # the judges and the acceptance rule in force
 actions(ds.id, row, thr_dict, now["position"] <= 0, now["position"] >= count - 1, filters["undecided_only"])
 st.caption("Keys: **K** keep · **D** drop · **A** accept fix · **E** edit (Ctrl+Enter saves, Esc cancels) · "
            "**U** undo your last action · **J** next · **P** previous · Esc or Enter leaves the Search box")
@@ -261,3 +263,4 @@ with st.expander(f"Apply one action to all {count:,} rows in this filter", icon=
     confirm = st.checkbox(f"Yes, apply “{action}” to every row of this filter", key="bulk_confirm")
     st.button("Apply to all", disabled=not confirm, key="bulk_apply", type="primary",
               on_click=bulk, args=(ds.id, run.id, filters, thr_dict))
+proposal.accept_confident(ws, ds.id, thr.eta, thr_dict)  # counts the rows, then a confirm step
