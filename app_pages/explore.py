@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from clear_core.config import ScoreConfig
+from clear_core.filtering import band_codes
 from ui import charts, state, widgets
 
 SCATTER_POINTS = 20_000
@@ -23,6 +24,48 @@ def sample_points(_ws, ws_path: str, run_id: int, version: tuple, x: str, y: str
     if len(frame) > SCATTER_POINTS:
         frame = frame.sample(SCATTER_POINTS, random_state=0)
     return frame
+
+
+@st.cache_resource(max_entries=2, show_spinner="Reading the signals…")
+def run_bins(_ws, ws_path: str, run_id: int, version: tuple, names: tuple) -> dict:
+    """Each row's confidence and the histogram bin of each of its signals, read once per run version and shared,
+    not copied (a cached resource): a threshold change only recounts the bars of each band."""
+    frame = _ws.scores_wide(run_id, signals=["confidence", *names])
+    return {"confidence": frame["confidence"].to_numpy(dtype=float), **{n: charts.bin_index(frame[n]) for n in names}}
+
+
+def open_in_review(run_id: int, rows: list[int], filters: dict, what: str) -> None:
+    """Hand the picked rows to Review (which reads st.session_state["review_rows"])."""
+    s["review_rows"] = charts.review_pick(run_id, rows, filters, what)
+    s["_open_review"] = True  # a callback cannot switch pages: the script does, first thing
+
+
+@state.safe  # a failure is a message on the page, not a callback traceback
+def pick_bars(key: str, signal: str, run_id: int, thr) -> None:
+    """A click (or box) on histogram bars: the rows in their value range, and in their band for a signal's bars."""
+    pick = charts.picked_bins(s[key].selection.points)
+    if pick is not None:
+        frame = state.ws().scores_wide(run_id, signals=sorted({signal, "confidence"}))
+        open_in_review(run_id, *charts.bar_rows(frame, signal, pick, thr.t_drop, thr.t_keep))
+
+
+@state.safe  # a failure is a message on the page, not a callback traceback
+def pick_points(key: str, x: str, y: str, run_id: int) -> None:
+    """A click (or box, lasso) on scatter dots: those rows."""
+    picked = charts.dot_rows(s[key].selection.points, x, y)
+    if picked is not None:
+        open_in_review(run_id, *picked)
+
+
+def signal_grid(names: list[str], weights: dict, codes, bins: dict, small: bool, run_id: int, thr) -> None:
+    cols = st.columns(4 if small else 3)
+    for i, name in enumerate(names):
+        fig = charts.signal_histogram(charts.band_split(bins[name], codes), name,
+                                      float(weights.get(name, 0.0)) if weights else None, small=small)
+        key = f"hist_{name}"
+        with cols[i % len(cols)]:
+            st.plotly_chart(fig, width="stretch", key=key, on_select=lambda k=key, n=name: pick_bars(k, n, run_id, thr),
+                            selection_mode=("points", "box"))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -92,6 +135,8 @@ def threshold_controls(run_id: int) -> None:
         st.button("Apply", on_click=lambda: state.reset_thresholds(run_id, s["keep_fraction"]),
                   key="apply_fraction")
 
+if s.pop("_open_review", False):  # rows picked on a plot (pick_bars, pick_points)
+    st.switch_page("app_pages/review.py")
 st.title("Explore")
 ds, run = state.dataset(), state.run()
 if ds is None:
@@ -112,32 +157,42 @@ thr = state.thresholds(run.id)
 widgets.band_metrics(ws.band_counts(run.id, thr.t_drop, thr.t_keep, thr.eta))
 
 st.plotly_chart(charts.histogram(histogram(ws, ws.path, run.id, version, "confidence"), "confidence",
-                                 thr.t_drop, thr.t_keep), width="stretch", key="hist_confidence")
+                                 thr.t_drop, thr.t_keep), width="stretch", key="hist_confidence",
+                on_select=lambda r=run.id, t=thr: pick_bars("hist_confidence", "confidence", r, t),
+                selection_mode=("points", "box"))
 mean = ScoreConfig.from_dict(run.config or {}).mean  # a run stored before `mean` existed reads as arithmetic
 st.caption(f"How trustworthy each row looks (0 = surely bad, 1 = surely good): the weighted {mean} mean of the "
            "signals. Rows left of the red line are dropped, right of the green line kept, in between sent to review.")
 
 others = run_signals(ws, ws.path, run.id, version)
 if others:
-    st.markdown("##### Signals")
-    cols = st.columns(min(3, len(others)))
-    for i, name in enumerate(others):
-        with cols[i % len(cols)]:
-            st.plotly_chart(charts.histogram(histogram(ws, ws.path, run.id, version, name), name),
-                            width="stretch", key=f"hist_{name}")
-    st.caption("Each signal's own distribution, in [0, 1], higher = more trustworthy. A signal whose mass sits in "
-               "one narrow spike separates little; the run's weights say how much each one counts: "
-               + ", ".join(f"{k} {v:.2f}" for k, v in (run.weights or {}).items()))
+    weights = run.weights or {}
+    counting, idle = charts.order_by_weight(others, weights)
+    bins = run_bins(ws, ws.path, run.id, version, tuple(others))
+    codes = band_codes(bins["confidence"], thr.t_drop, thr.t_keep)
+    st.markdown("##### Signals" + (", heaviest first" if weights else ""))
+    signal_grid(counting, weights, codes, bins, False, run.id, thr)
+    st.caption("Each signal's own distribution, in [0, 1], higher = more trustworthy, its bars split by the band "
+               "the confidence puts the rows in: a signal that separates the red from the green counts. The "
+               "weight is its share in this run's confidence" + ("." if weights else " (not fitted yet).")
+               + " Click a bar, or drag a box, to review those rows.")
+    if idle:
+        with st.expander(f"{len(idle)} signal(s) that do not count in this run (weight 0)",
+                         icon=":material/visibility_off:"):
+            signal_grid(idle, weights, codes, bins, True, run.id, thr)
     refit_controls(run.id)
 
     st.markdown("##### Two signals against each other")
     c1, c2, _ = st.columns([1, 1, 2])
-    x = c1.selectbox("x", others, index=0, key="scatter_x")
-    y = c2.selectbox("y", others, index=min(1, len(others) - 1), key="scatter_y")
+    named = dict(format_func=lambda n: f"{charts.title_of(n)} ({n})")
+    x = c1.selectbox("x", counting + idle, index=0, key="scatter_x", **named)
+    y = c2.selectbox("y", counting + idle, index=min(1, len(others) - 1), key="scatter_y", **named)
     points = sample_points(ws, ws.path, run.id, version, x, y)
-    st.plotly_chart(charts.scatter(points, x, y, thr.t_drop, thr.t_keep), width="stretch", key="scatter")
+    st.plotly_chart(charts.scatter(points, x, y, thr.t_drop, thr.t_keep), width="stretch", key="scatter",
+                    on_select=lambda x=x, y=y, r=run.id: pick_points("scatter", x, y, r),
+                    selection_mode=("points", "box", "lasso"))
     st.caption(f"One dot per row (a random sample of {len(points):,}), coloured by its band. Rows where the "
-               "signals disagree are the ones worth a look.")
+               "signals disagree are the ones worth a look: click a dot or draw a box to review them.")
 
 st.markdown("##### Lowest-confidence rows")
 fix_run = ws.latest_run(ds.id, kind="correct")

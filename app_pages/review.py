@@ -236,6 +236,12 @@ if s.get("_conflict") is not None and s["_conflict"]["ds_id"] == ds.id:
 
 signal_names = [n for n in ws.signals(run.id) if n != "confidence"]
 filters = read_filters(signal_names, thr)
+picked = s.get("review_rows")  # rows picked on an Explore plot: their filter stands in for the one above
+if picked is not None and picked["run_id"] == run.id:
+    filters = {**filters, **picked["filters"]}
+    st.info(f"{len(picked['rows']):,} rows picked on Explore: {widgets.literal(picked['what'])}",
+            icon=":material/ads_click:")
+    st.button("Back to the filter above", key="unpick", on_click=s.pop, args=("review_rows", None))
 now = queue.view(ws, ds.id, run.id, filters)
 progress, count, row = now["progress"], now["count"], now["row"]
 done, flagged = progress["flagged_reviewed"], progress["flagged"]

@@ -21,7 +21,8 @@ from clear_core.errors import Cancelled  # noqa: E402
 from clear_core.runs import Progress  # noqa: E402
 from clear_core.store import Workspace  # noqa: E402
 
-GOOD = b'{"instruction": "Say hi", "input": "", "output": "hi"}\n{"instruction": "Say yo", "input": "", "output": "yo"}\n'
+GOOD = (b'{"instruction": "Say hi", "input": "", "output": "hi"}\n'
+        b'{"instruction": "Say yo", "input": "", "output": "yo"}\n')
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from test_browser import CHROMIUM, go, page, server, settle, shot  # noqa: E402,
 ARABIC = ("ما هي عاصمة فرنسا؟", "عاصمة فرنسا هي باريس.")
 HEBREW = ("מהי בירת צרפת?", "בירת צרפת היא פריז.")
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+WEIGHTS = {"likelihood": 0.55, "neighbors": 0.45, "reflection": 0.0}  # one signal that does not count
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing"),
@@ -33,7 +34,8 @@ def workspace(tmp_path):
     not know, adds nothing): synthetic rows plus an Arabic and a Hebrew one. Autouse: made before the server starts."""
     with Workspace.open(str(tmp_path / "ws.duckdb")) as ws:
         make_dataset(ws, "demo", 80, extra=[ARABIC, HEBREW])
-        write_fake_run(ws, "demo", proposal_share=0.5)
+        run_id = write_fake_run(ws, "demo", proposal_share=0.5)
+        ws.update_run(run_id, weights=WEIGHTS)
 
 
 def external(urls: list[str]) -> list[str]:
@@ -79,3 +81,34 @@ def test_arabic_and_hebrew_rows_read_right_to_left(page):
     settle(pg)
     english = pg.locator(".cs-box", has_text="Sentiment of").first  # a left-to-right row stays left to right
     assert english.evaluate("e => getComputedStyle(e).direction") == "ltr"
+
+
+def test_screenshots_and_a_click_on_a_bar_opens_its_rows_in_review(page):
+    pg = page
+    pg.set_viewport_size({"width": 1366, "height": 768})
+    pg.get_by_role("heading", name="Data & Scoring").wait_for(timeout=60_000)
+    settle(pg)
+    shot(pg, "ui-1-data")
+    go(pg, "Explore")
+    charts = pg.get_by_test_id("stPlotlyChart")
+    charts.nth(1).locator(".gtitle").wait_for(timeout=30_000)
+    titles = pg.locator(".gtitle").evaluate_all("els => els.map(e => e.textContent)")
+    assert titles[0] == "confidence", titles  # then the signals that count, heaviest first, by their plain names
+    assert titles[1].startswith("Model finds the answer likely · weight 0.55") and "likelihood" in titles[1]
+    assert titles[2].startswith("Neighbours agree · weight 0.45"), titles
+    pg.wait_for_timeout(500)
+    shot(pg, "ui-2-explore")
+    pg.get_by_text("signal(s) that do not count in this run").click()  # the weight-0 signal, folded away
+    pg.wait_for_timeout(500)
+    shot(pg, "ui-2b-explore-signals")
+    bars = charts.nth(1).locator(".bars .point path")  # the heaviest signal's bars
+    tallest = max(range(bars.count()), key=lambda i: bars.nth(i).bounding_box()["height"])
+    box = bars.nth(tallest).bounding_box()  # plotly's drag layer lies above the bars: click where one is
+    pg.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    pg.get_by_role("heading", name="Review", exact=True).wait_for(timeout=30_000)
+    settle(pg)
+    note = pg.get_by_text("rows picked on Explore").inner_text()
+    picked = int(note.split(" rows picked")[0].replace(",", ""))
+    assert picked > 0 and "Model finds the answer likely" in note, note
+    assert pg.get_by_text(f"1 / {picked} in this filter").count() == 1
+    shot(pg, "ui-3-review-picked")

@@ -35,6 +35,11 @@ class Signal:
     kind: str         # one of KINDS: when the signal runs and how `compute` is called (module docstring)
     entry: str        # "module:function"; a bare module is one of clear_core.signals
     description: str
+    label: str = ""   # a short plain-language name for charts and tables ("Neighbours agree"); the name if empty
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
 
     @property
     def module(self) -> str:
@@ -51,38 +56,54 @@ class Signal:
 
 REGISTRY: dict[str, Signal] = {s.name: s for s in (
     Signal("likelihood", "row", "likelihood:row_mean",
-           "geometric-mean token probability of the response given the prompt (teacher forced)"),
+           "geometric-mean token probability of the response given the prompt (teacher forced)",
+           label="Model finds the answer likely"),
     Signal("likelihood_min", "row", "likelihood:row_min",
-           "probability of the least likely response token (a single wrong token is not diluted by the mean)"),
+           "probability of the least likely response token (a single wrong token is not diluted by the mean)",
+           label="No very unlikely word"),
     Signal("likelihood_end", "row", "likelihood:row_end",
-           "probability that the response ends where it does (the end-of-turn token after it)"),
+           "probability that the response ends where it does (the end-of-turn token after it)",
+           label="Ends where expected"),
     Signal("reflection", "row", "reflection:compute",
-           "the model's own verdict on the answer: expected score of A/B/C over BSDetector's two questions"),
+           "the model's own verdict on the answer: expected score of A/B/C over BSDetector's two questions",
+           label="Model judges it correct"),
     Signal("ifd", "row", "ifd:compute",
-           "instruction-following difficulty: how much the prompt helps predict the response"),
+           "instruction-following difficulty: how much the prompt helps predict the response",
+           label="Prompt helps the answer"),
     Signal("consistency", "sampled", "consistency:sampled",
-           "agreement of k sampled chain-of-thought answers with the response (BSDetector)"),
+           "agreement of k sampled chain-of-thought answers with the response (BSDetector)",
+           label="Model's own answers agree"),
     Signal("likelihood_ctx", "context", "context:score",
            "likelihood of the response with the most similar rows shown first as worked examples (the dataset's "
-           "own answer form is expected, so what is left is the content)"),
+           "own answer form is expected, so what is left is the content)",
+           label="Likely after similar rows"),
     Signal("likelihood_ctx_min", "context", "context:score_min",
-           "probability of the least likely response token, with the same worked examples first"),
+           "probability of the least likely response token, with the same worked examples first",
+           label="No unlikely word after similar rows"),
     Signal("neighbors", "dataset", "neighbors:fit_rows",
-           "agreement with similar prompts' responses (out-of-fold classifier or nearest neighbours)"),
+           "agreement with similar prompts' responses (out-of-fold classifier or nearest neighbours)",
+           label="Neighbours agree"),
     Signal("form", "dataset", "form:fit_rows",
-           "the response's shape (copies the prompt, parses as JSON, empty) is usual among similar prompts' responses"),
+           "the response's shape (copies the prompt, parses as JSON, empty) is usual among similar prompts' responses",
+           label="Usual answer shape"),
     Signal("likelihood_rel", "dataset", "likelihood:fit_rows",
-           "the response's likelihood ranked among the responses to the nearest prompts (no task-format effect)"),
+           "the response's likelihood ranked among the responses to the nearest prompts (no task-format effect)",
+           label="Likely among neighbours' answers"),
     Signal("appended", "dataset", "appended:fit_rows",
-           "no second instruction appended after the answer (merged rows: '##', '### Instruction:', a new task)"),
+           "no second instruction appended after the answer (merged rows: '##', '### Instruction:', a new task)",
+           label="No extra instruction appended"),
     Signal("placeholder", "dataset", "placeholder:fit_rows",
-           "the response is not empty, a placeholder ('N/A', '<No Output>') or a refusal"),
+           "the response is not empty, a placeholder ('N/A', '<No Output>') or a refusal",
+           label="A real answer (no placeholder)"),
     Signal("unseen_input", "dataset", "unseen_input:fit_rows",
-           "the prompt's input can be seen (not only a link or an attachment marker the answer pretends to read)"),
+           "the prompt's input can be seen (not only a link or an attachment marker the answer pretends to read)",
+           label="Input is visible"),
     Signal("artifacts", "dataset", "artifacts:fit_rows",
-           "no control characters, literal escapes, HTML entities or mojibake that the dataset's answers lack"),
+           "no control characters, literal escapes, HTML entities or mojibake that the dataset's answers lack",
+           label="No text artifacts"),
     Signal("arithmetic", "dataset", "arithmetic:fit_rows",
-           "the response's own arithmetic holds ('a op b = c' steps and the stated final answer)"),
+           "the response's own arithmetic holds ('a op b = c' steps and the stated final answer)",
+           label="Arithmetic holds"),
 )}
 
 
