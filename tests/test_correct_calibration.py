@@ -255,3 +255,18 @@ def test_review_explains_the_fix_and_accepts_all_confident_after_a_count(reviewe
     decided = ws.current_decisions(ds_id)
     assert len(decided) == n and set(decided["action"]) == {"accept"}
     assert len(confident_undecided(ws, ds_id, 0.8)) == 0
+
+
+def test_calibration_reports_progress_before_proposing(scored, tiny_backend):
+    from clear_core import filtering
+    from clear_core.correct.run import CALIBRATE, PROPOSE
+
+    ws, score_run = scored
+    seen = []
+    correct.run_correction(ws, "small", CorrectConfig(batch_size=4, max_new_tokens=2, calibration_rows=4),
+                           score_run=score_run, thresholds=filtering.run_thresholds(ws, score_run),
+                           backend=tiny_backend, progress=lambda p: seen.append((p.stage, p.done, p.total)))
+    stages = [st for st, _, _ in seen]
+    assert stages[0] == CALIBRATE and PROPOSE in stages
+    assert stages.index(PROPOSE) > max(i for i, st in enumerate(stages) if st == CALIBRATE)
+    assert {t for st, _, t in seen if st == CALIBRATE} == {8}  # 4 corrupted rows and 4 controls

@@ -22,6 +22,7 @@ from . import acceptance, judging, relabel
 from .candidates import nearest_examples, propose_batch, same_answer
 
 PROPOSE = "propose"
+CALIBRATE = "calibrate"  # a progress stage before `propose`: the synthetic rows the acceptance rule is fitted on
 JUDGE_METHOD = "pooled-llm-dataset-scorer+relabel"  # recorded in a correction run's settings
 
 
@@ -54,8 +55,17 @@ def resume(ws, run_id: int, backend=None, generator=None, progress=None, cancel=
         config = CorrectConfig(**{k: settings[k] for k in json.loads(CorrectConfig().to_json()) if k in settings})
         context = _Context.build(ws, run, settings, config, backend, generator)
         if "acceptance" not in settings:
-            rule = context.calibrate(lambda done, total: runs.check_cancel(  # Stop works here too: it is redone
-                cancel, run.id, f"in its acceptance calibration, at {done} of {total} synthetic rows"))
+            meter = []
+
+            def before_batch(done: int, total: int) -> None:
+                if not meter:
+                    meter.append(runs.Meter(progress, run.id, CALIBRATE, total, label="calibrating the judge"))
+                else:
+                    meter[0].add(done - meter[0].done)
+                # Stop works here too: the calibration commits nothing before its end and is redone
+                runs.check_cancel(cancel, run.id, f"in its acceptance calibration, at {done} of {total} synthetic rows")
+
+            rule = context.calibrate(before_batch)
             ws.update_run(run.id, config={**settings, "acceptance": rule.to_dict()})
             context.rule = rule
         runs.run_batches(ws, run.id, PROPOSE, run.n_total, context.compute, config.batch_size, progress, cancel,
