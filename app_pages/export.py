@@ -52,8 +52,9 @@ for col, (label, value) in zip(st.columns(4), [("Rows in the file", c["written"]
 undecided = c["undecided_rows"]
 if thr is not None:
     st.caption(f"Curated: a reviewer's drop removes a row whatever its score; undecided rows with confidence below "
-               f"{thr.t_drop:.3f} (the drop threshold on *Explore*, kept with run #{run.id}, "
-               "which the CLI's `clear-studio export` follows too) are left out: "
+               f"{thr.t_drop:.3f} (the drop threshold on *Explore*, "
+               + (f"kept with run #{run.id}" if run.thresholds else "the default: none set yet")
+               + ", which the CLI's `clear-studio export` follows too) are left out: "
                f"{undecided['dropped_below_t_drop']:,} of them, {undecided['kept']:,} undecided rows kept. Accepted "
                "fixes and edits replace the response; every other row comes out exactly as it came in. All rows: "
                "every row, plus its confidence, band, decision and final response as columns.")

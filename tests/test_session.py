@@ -180,6 +180,7 @@ def test_thresholds_set_in_the_app_are_the_ones_the_cli_export_uses(two, tmp_pat
     expected_below = len(low) - 2
     assert manifest["counts"]["dropped_below_threshold"] == expected_below > 0
     assert manifest["thresholds"]["source"] == "stored" and manifest["thresholds"]["t_drop"] == t_drop
+    assert any(f"kept with run #{two['run_id']}" in c.value for c in at.caption)
 
     close_app_workspace(two["path"])  # the CLI opens the file itself
     out = tmp_path / "cli.jsonl"
@@ -203,6 +204,7 @@ def test_curated_means_one_thing_without_stored_thresholds(two, tmp_path, capsys
     median = float(np.median(conf))
     assert manifest["counts"]["dropped_below_threshold"] == int((conf < median).sum()) > 0
     assert manifest["thresholds"]["source"] == "default"
+    assert any("the default: none set yet" in c.value for c in at.caption)  # the page says where t_drop came from
     close_app_workspace(two["path"])
     out = tmp_path / "cli.jsonl"
     assert main(["export", "first", "--variant", "curated", "--to", str(out), "--workspace", two["path"]]) == 0
