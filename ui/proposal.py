@@ -8,6 +8,7 @@ import math
 import streamlit as st
 
 from clear_core.correct.acceptance import AcceptanceRule
+from clear_core.correct.judging import JUDGE_SIGNALS, pool_judges
 from clear_core.store.proposal_detail import confident_undecided, proposal_detail
 from ui import queue, state, widgets
 
@@ -44,10 +45,13 @@ def explain(ws, ds_id: int, row_idx: int, eta: float) -> None:
                      icon=":material/balance:"):
         parts = detail["components"]
         names = [n for n in LABELS if n in parts or n != "relabel_llm"]
-        for col, name in zip(st.columns(len(names) + 1), names):
+        cols = st.columns(len(names) + 2)
+        for col, name in zip(cols, names):
             col.metric(LABELS[name][0], _fmt(parts.get(name)), help=LABELS[name][1])
-        st.columns(len(names) + 1)[-1].metric("judge_conf", _fmt(detail["judge_conf"]),
-                                             help="the judges pooled in log-odds, on the acceptance rule's scale")
+        pooled = pool_judges(*(parts.get(n, float("nan")) for n in JUDGE_SIGNALS))
+        cols[-2].metric("Pooled", _fmt(float(pooled)), help="the judges pooled in log-odds (no opinion adds nothing)")
+        cols[-1].metric("judge_conf", _fmt(detail["judge_conf"]),
+                        help="the pooled judge on the acceptance rule's scale: its threshold is at eta")
         source = {"relabel": "confident-learning relabel", "icl": "in-context answer",
                   "classifier": "the classifier's label", "finetuned": "the fine-tuned model"}
         st.caption(f"Source: {source.get(detail['source'], widgets.literal(str(detail['source'])))} · correction "

@@ -64,8 +64,9 @@ class AcceptanceRule:
             return f"confident when judge_conf >= {self.threshold:.3f} (eta; no calibration)"
         prec = "no synthetic proposal reached it" if np.isnan(self.precision) else \
             f"precision {100 * self.precision:.1f} % on {self.accepted} synthetic proposals"
-        return (f"confident when judge_conf >= {self.threshold:.3f}: calibrated on {self.n_rows} synthetic rows "
-                f"(corrupted kept rows and controls), {prec}, target {100 * self.eta:.0f} %")
+        return (f"confident when the pooled judge >= {self.threshold:.3f} (judge_conf >= {self.eta:.2f}): "
+                f"calibrated on {self.n_rows} synthetic rows (corrupted kept rows and controls), {prec}, "
+                f"target {100 * self.eta:.0f} %")
 
 
 def reliability_curve(conf: np.ndarray, right: np.ndarray, bins: Sequence[float] = BINS) -> tuple:
