@@ -83,3 +83,120 @@ def test_float32_inputs_and_empty_queries():
     assert sim.dtype == np.float64 and (idx[:, 0] == np.arange(5)).all()
     np.testing.assert_array_equal(idx, _reference(q, base, 3)[0])
     assert knn.nearest(np.zeros((0, 4)), base, 3).shape == (0, 3)
+
+
+# ---- the approximate index (above knn.CONFIG.exact_max_rows), forced on small sets ----
+
+def _ann(monkeypatch, **kw):
+    """Force the index on any base (lists of 16 rows, so that a probe sees a small share of a few hundred)."""
+    monkeypatch.setattr(knn, "CONFIG", knn.KnnConfig(**{"exact_max_rows": 0, "list_size": 16, **kw}))
+
+
+@pytest.fixture(scope="module")
+def sample_units(tiny_model_dir):
+    """Prompt embeddings of sample_data's rows from the tiny model (the pipeline's embedding code), centred unit."""
+    import json
+
+    from clear_core.backends import load_backend
+    from clear_core.chat import display_text
+
+    from conftest import SAMPLE
+
+    if not SAMPLE.exists():
+        pytest.skip("sample_data/demo.jsonl has not been generated")
+    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts = [f"{r.get('instruction', '')}\n{r.get('input', '')}"[:300] if "instruction" in r
+             else display_text(r.get("messages", [])) for r in rows]
+    backend = load_backend(str(tiny_model_dir), device="cpu")
+    emb = np.concatenate([backend.embed(texts[s:s + 64], layers=(1, -1)) for s in range(0, len(texts), 64)])
+    return np.asarray(knn.centred_unit(emb)[0])
+
+
+def _recall(sims, exact_sims):
+    """A returned row counts when its exact similarity reaches the k-th exact one (ties at the cut are equal)."""
+    return float(np.mean(sims >= exact_sims[:, -1:] - 1e-9))
+
+
+def test_index_recall_against_exact_on_real_embeddings(sample_units, monkeypatch):
+    n = len(sample_units)
+    exact_idx, exact_sim = knn.nearest(sample_units, sample_units, 10, exclude=np.arange(n), return_sim=True)
+    _ann(monkeypatch)
+    base = sample_units.copy()  # a fresh array: its own index
+    idx, sim = knn.nearest(base, base, 10, exclude=np.arange(n), return_sim=True)
+    assert knn._INDEXES[id(base)].ivf.nlist > 1  # the index was used, with several lists
+    assert _recall(sim, exact_sim) >= 0.95
+    # similarities are the exact ones of the rows returned, ordered as the exact search orders them
+    np.testing.assert_allclose(sim, np.einsum("nd,nkd->nk", base, base[idx]), atol=1e-6)
+    assert (np.diff(sim, axis=1) <= 1e-12).all()
+
+
+def test_index_is_reproducible(sample_units, monkeypatch):
+    import faiss
+
+    _ann(monkeypatch)
+    runs = []
+    for threads in (1, 2):
+        faiss.omp_set_num_threads(threads)
+        base = sample_units.copy()
+        runs.append(knn.nearest(base[:50], base, 7, return_sim=True))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+def test_index_keeps_exclude_semantics(sample_units, monkeypatch):
+    _ann(monkeypatch)
+    base = sample_units.copy()
+    n = len(base)
+    exclude = np.arange(n)
+    idx = knn.nearest(base, base, 5, exclude=exclude)
+    assert idx.shape == (n, 5) and not (idx == exclude[:, None]).any()
+    assert all(len(set(row)) == 5 for row in idx)  # no row twice
+    # -1 excludes nothing: a row is its own nearest
+    mixed = np.where(exclude % 2 == 0, -1, exclude)
+    idx, sim = knn.nearest(base, base, 5, exclude=mixed, return_sim=True)
+    np.testing.assert_allclose(sim[::2, 0], 1.0, atol=1e-6)  # itself (or an identical prompt before it)
+    assert (idx[::2] == np.arange(0, n, 2)[:, None]).any(axis=1).all() and not (idx[1::2] == exclude[1::2, None]).any()
+    # queries from outside the base, excluding a given base row each
+    q = knn.unit(base[:20] + 0.01)
+    ex = np.arange(20)[::-1].copy()
+    assert not (knn.nearest(q, base, 4, exclude=ex) == ex[:, None]).any()
+    # k capped at the rows left once one is excluded
+    small = base[:3].copy()
+    assert knn.nearest(small, small, 10, exclude=np.arange(3)).shape == (3, 2)
+
+
+def test_one_index_and_one_self_search_per_base_across_threads(sample_units, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _ann(monkeypatch)
+    base = sample_units.copy()
+    n = len(base)
+    builds = []
+    real = knn._Index.__init__
+
+    def counting(self, *a, **kw):
+        builds.append(1)
+        real(self, *a, **kw)
+
+    monkeypatch.setattr(knn._Index, "__init__", counting)
+    with ThreadPoolExecutor(4) as pool:
+        out = list(pool.map(lambda _: knn.nearest(base, base, 10, exclude=np.arange(n)), range(8)))
+    assert len(builds) == 1
+    for o in out[1:]:
+        np.testing.assert_array_equal(o, out[0])
+    # a smaller k reuses the self-search: the same rows as a fresh index gives
+    fresh = base.copy()
+    np.testing.assert_array_equal(knn.nearest(base, base, 4, exclude=np.arange(n)),
+                                  knn.nearest(fresh, fresh, 4, exclude=np.arange(n)))
+
+
+def test_large_inputs_are_float32_and_shared(monkeypatch):
+    monkeypatch.setattr(knn, "CONFIG", knn.KnnConfig(exact_max_rows=10))
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(30, 8)).astype(np.float32)
+    u, mean = knn.centred_unit(x)
+    assert u.dtype == np.float32 and not u.flags.writeable
+    assert knn.centred_unit(x)[0] is u  # every signal centring the same embeddings gets the same array
+    np.testing.assert_allclose(u, knn.unit(x.astype(np.float64), x.astype(np.float64).mean(0)), atol=1e-6)
+    small = rng.normal(size=(5, 8))
+    assert knn.unit(small).dtype == np.float64 and knn.centred_unit(small)[0] is not knn.centred_unit(small)[0]

@@ -91,7 +91,7 @@ def _typicality(model: FormModel, unit: np.ndarray, feats: np.ndarray, exclude: 
 
 def fit(prompt_emb, prompts: Sequence, responses: Sequence[str], k: int = 10) -> tuple[FormModel, np.ndarray, np.ndarray]:
     """(model, values, raw) for every row of a dataset; see the module docstring."""
-    prompt_emb = np.asarray(prompt_emb, dtype=np.float64)
+    prompt_emb = np.asarray(prompt_emb)  # as given: knn.centred_unit picks the precision (and shares the result)
     n = len(responses)
     if prompt_emb.shape[0] != n or len(prompts) != n:
         raise ValueError(f"prompt embeddings ({prompt_emb.shape[0]}), prompts ({len(prompts)}) and responses ({n}) "

@@ -6,29 +6,84 @@ set's mean and L2-normalised once (`unit`), so cosine similarity is a dot produc
 
 `nearest(query_unit, base_unit, k, exclude)` returns, per query, the positions of the k most similar base rows,
 most similar first (ties by position, so results are reproducible), with row `exclude[i]` never returned for query
-i. Queries are processed in blocks so the similarity matrix never holds more than BLOCK x n floats.
+i. It is the one entry point, safe to call from several threads, and picks the method by the base's size:
+
+* up to `CONFIG.exact_max_rows` base rows, an exact search: queries in blocks, so the similarity matrix never holds
+  more than BLOCK x n floats. Small datasets get exactly the neighbours they always got.
+* above it, an approximate index (faiss IVF-Flat) over the base projected on its first `pca_dims` principal axes,
+  built once per base array and kept while that array lives. It proposes `candidates` rows per query; those are
+  re-ranked by their exact similarity on the full vectors (float64), ties by position, as in the exact search.
+  The sample, the PCA and the k-means use fixed seeds and the search within the probed lists is exact, so two runs
+  give the same neighbours whatever the thread count. The crossover row count, the library choice and the
+  recall are measured in bench/scale.py (bench/results/scale.md).
+
+Above the threshold `unit` and `centred_unit` return float32 (half the memory of a million rows), and
+`centred_unit` of the same input array returns the same (read-only) result, so that the dataset signals that each
+centre the prompt embeddings share one array, one index and one self-search.
 """
 
 from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
 
 import numpy as np
 
 BLOCK = 2048  # queries per similarity block
 
 
+@dataclass(frozen=True)
+class KnnConfig:
+    """How `nearest` searches. Tests may swap the module's CONFIG (e.g. exact_max_rows=0 forces the index)."""
+
+    exact_max_rows: int = 20_000  # base rows up to which the search is exact (the measured crossover)
+    pca_dims: int = 128  # dimensions the index searches in (the re-ranking uses all of them)
+    list_size: int = 256  # base rows per IVF list (lists = n / list_size): the work per query stays constant
+    nprobe: int = 8  # lists scanned per query
+    candidates: int = 3  # candidates proposed per wanted neighbour, re-ranked exactly
+    train_rows: int = 64  # k-means training rows per list (a fixed-seed sample)
+    seed: int = 0
+
+
+CONFIG = KnnConfig()
+_LOCK = threading.Lock()
+_INDEXES: dict[int, "_Index"] = {}  # id(base array) -> its index, dropped when the array is collected
+_CENTRED: dict[int, tuple] = {}  # id(input array) -> centred_unit's result, likewise
+
+
+def _large(n: int) -> bool:
+    return n > CONFIG.exact_max_rows
+
+
 def unit(x: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
-    """Rows of x minus `mean` (0 when None), L2-normalised (float64); a zero row stays zero."""
-    z = np.asarray(x, dtype=np.float64)
+    """Rows of x minus `mean` (0 when None), L2-normalised (float64; float32 above CONFIG.exact_max_rows rows);
+    a zero row stays zero."""
+    dtype = np.float32 if _large(len(x)) else np.float64
+    z = np.array(x, dtype=dtype)  # a copy: normalised in place below
     if mean is not None:
-        z = z - mean
-    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+        z -= np.asarray(mean, dtype=dtype)
+    z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12).astype(dtype)
+    return z
 
 
 def centred_unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(unit rows centred on their own mean, that mean): the base set of a search."""
-    z = np.asarray(x, dtype=np.float64)
-    mean = z.mean(axis=0) if len(z) else np.zeros(z.shape[1:], dtype=np.float64)
-    return unit(z, mean), mean
+    if not _large(len(x)):
+        z = np.asarray(x, dtype=np.float64)
+        mean = z.mean(axis=0) if len(z) else np.zeros(z.shape[1:], dtype=np.float64)
+        return unit(z, mean), mean
+    with _LOCK:
+        hit = _CENTRED.get(id(x))
+        if hit is not None and hit[0]() is x:
+            return hit[1], hit[2]
+    mean = np.asarray(x).mean(axis=0, dtype=np.float64)
+    out = unit(x, mean)
+    out.flags.writeable = False  # shared by every caller of the same input
+    with _LOCK:
+        _CENTRED[id(x)] = (weakref.ref(x), out, mean)
+        weakref.finalize(x, _CENTRED.pop, id(x), None)
+    return out, mean
 
 
 def nearest(query_unit: np.ndarray, base_unit: np.ndarray, k: int, exclude: np.ndarray | None = None,
@@ -38,13 +93,19 @@ def nearest(query_unit: np.ndarray, base_unit: np.ndarray, k: int, exclude: np.n
     k' = min(k, len(base) - (exclude is not None)). exclude[i] (a base position, or -1 for none) is never returned
     for query i. With return_sim, also the (n_query, k') similarities.
     """
-    query_unit = np.asarray(query_unit)
-    base_unit = np.asarray(base_unit)
     k = max(0, min(int(k), len(base_unit) - (exclude is not None)))
+    if k == 0 or not _large(len(base_unit)):
+        idx, sims = _exact(np.asarray(query_unit), np.asarray(base_unit), k, exclude)
+    else:
+        idx, sims = _index(base_unit).nearest(query_unit, k, exclude)
+    return (idx, sims) if return_sim else idx
+
+
+def _exact(query_unit: np.ndarray, base_unit: np.ndarray, k: int, exclude) -> tuple[np.ndarray, np.ndarray]:
     idx = np.empty((len(query_unit), k), dtype=np.int64)
     sims = np.empty((len(query_unit), k), dtype=np.float64)
     if k == 0:
-        return (idx, sims) if return_sim else idx
+        return idx, sims
     for s in range(0, len(query_unit), BLOCK):
         sim = np.asarray(query_unit[s:s + BLOCK] @ base_unit.T, dtype=np.float64)
         if exclude is not None:
@@ -52,12 +113,14 @@ def nearest(query_unit: np.ndarray, base_unit: np.ndarray, k: int, exclude: np.n
             hit = ex >= 0
             sim[np.flatnonzero(hit), ex[hit]] = -np.inf
         part = _top(sim, k)
-        part_sim = np.take_along_axis(sim, part, axis=1)
-        # most similar first; equal similarities by base position (np.lexsort: last key is primary)
-        order = np.lexsort((part, -part_sim), axis=1)
-        idx[s:s + BLOCK] = np.take_along_axis(part, order, axis=1)
-        sims[s:s + BLOCK] = np.take_along_axis(part_sim, order, axis=1)
-    return (idx, sims) if return_sim else idx
+        idx[s:s + BLOCK], sims[s:s + BLOCK] = _ordered(part, np.take_along_axis(sim, part, axis=1))
+    return idx, sims
+
+
+def _ordered(part: np.ndarray, part_sim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's positions most similar first, equal similarities by position (np.lexsort: last key is primary)."""
+    order = np.lexsort((part, -part_sim), axis=1)
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_sim, order, axis=1)
 
 
 def _top(sim: np.ndarray, k: int) -> np.ndarray:
@@ -74,3 +137,89 @@ def _top(sim: np.ndarray, k: int) -> np.ndarray:
         take = above | (tied & (np.cumsum(tied, axis=1) <= slots))
         part = np.nonzero(take)[1].reshape(n, k)
     return part
+
+
+def _index(base_unit: np.ndarray) -> "_Index":
+    """The index of this base array, built on first use (under the lock: one build, whichever thread asks)."""
+    with _LOCK:
+        found = _INDEXES.get(id(base_unit))
+        if found is None or found.base() is not base_unit or found.config != CONFIG:
+            found = _Index(base_unit, CONFIG)
+            _INDEXES[id(base_unit)] = found
+            weakref.finalize(base_unit, _INDEXES.pop, id(base_unit), None)
+        return found
+
+
+class _Index:
+    """faiss IVF-Flat over the PCA-projected base; `nearest` re-ranks its candidates on the full vectors."""
+
+    def __init__(self, base_unit: np.ndarray, config: KnnConfig):
+        import faiss
+
+        self.base, self.config = weakref.ref(base_unit), config
+        n, d = base_unit.shape
+        rng = np.random.default_rng(config.seed)
+        n_lists = max(1, n // config.list_size)
+        sample = np.asarray(base_unit[np.sort(rng.choice(n, min(n, n_lists * config.train_rows), replace=False))],
+                            dtype=np.float64)
+        self.mean = sample.mean(axis=0)
+        dims = min(config.pca_dims, d)
+        # principal axes of the sample (eigh is deterministic; its sign convention does not change dot products)
+        _, vecs = np.linalg.eigh(np.cov(sample - self.mean, rowvar=False))
+        self.axes = np.ascontiguousarray(vecs[:, ::-1][:, :dims], dtype=np.float32)
+        self.ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dims), dims, n_lists, faiss.METRIC_INNER_PRODUCT)
+        self.ivf.cp.seed, self.ivf.cp.niter = config.seed, 10
+        self.ivf.cp.max_points_per_centroid = config.train_rows
+        self.ivf.cp.min_points_per_centroid = 1  # the sample is sized by train_rows; no warning below faiss's 39
+        self.ivf.train(self._project(sample))
+        for s in range(0, n, 65536):
+            self.ivf.add(self._project(base_unit[s:s + 65536]))
+        self.ivf.nprobe = min(config.nprobe, n_lists)
+        self.self_hits: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # k -> the whole base's self-search
+        self.lock = threading.Lock()
+
+    def _project(self, x: np.ndarray) -> np.ndarray:
+        z = (np.asarray(x, dtype=np.float32) - self.mean.astype(np.float32)) @ self.axes
+        # cosine in the projected space: the axes left out would otherwise shrink some rows more than others
+        return np.ascontiguousarray(z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12))
+
+    def nearest(self, query_unit, k: int, exclude) -> tuple[np.ndarray, np.ndarray]:
+        base = self.base()
+        n = len(base)
+        whole = query_unit is base and exclude is not None and len(exclude) == n \
+            and np.array_equal(exclude, np.arange(n))
+        if whole:  # neighbors, form and likelihood_rel each ask for this one: search once
+            with self.lock:
+                have = next((v for kk, v in sorted(self.self_hits.items()) if kk >= k), None)
+            if have is not None:
+                return have[0][:, :k].copy(), have[1][:, :k].copy()
+        idx = np.empty((len(query_unit), k), dtype=np.int64)
+        sims = np.empty((len(query_unit), k), dtype=np.float64)
+        n_cand = min(n, max(self.config.candidates * k, k + 1))
+        for s in range(0, len(query_unit), BLOCK):
+            q = np.asarray(query_unit[s:s + BLOCK])
+            _, cand = self.ivf.search(self._project(q), n_cand)
+            ex = None if exclude is None else np.asarray(exclude[s:s + BLOCK], dtype=np.int64)
+            idx[s:s + BLOCK], sims[s:s + BLOCK] = self._rerank(q, base, cand, k, ex)
+        if whole:
+            with self.lock:
+                self.self_hits[k] = (idx, sims)
+            return idx.copy(), sims.copy()
+        return idx, sims
+
+    @staticmethod
+    def _rerank(q, base, cand, k: int, exclude) -> tuple[np.ndarray, np.ndarray]:
+        """The candidates' exact similarities; the k best, ordered as the exact search orders them. A query left
+        with fewer than k valid candidates (lists too small) is searched exactly."""
+        # in the base's precision (float32 above the threshold: half the memory traffic of the gather)
+        sim = np.einsum("nd,nkd->nk", np.asarray(q, dtype=base.dtype), base[np.maximum(cand, 0)]).astype(np.float64)
+        bad = cand < 0
+        if exclude is not None:
+            bad |= cand == exclude[:, None]
+        sim[bad] = -np.inf
+        short = np.flatnonzero((~bad).sum(axis=1) < k)
+        idx, out = _ordered(np.maximum(cand, 0), sim)  # invalid ones (-inf) last
+        idx, out = idx[:, :k], out[:, :k]
+        if len(short):
+            idx[short], out[short] = _exact(q[short], base, k, None if exclude is None else exclude[short])
+        return idx, out

@@ -85,7 +85,7 @@ def relative(raw_mean: np.ndarray, prompt_unit: np.ndarray, k: int = 10, query_r
     out = np.full(len(q_raw), np.nan)
     if n < 2 or not len(q_raw):
         return out
-    nn = knn.nearest(np.asarray(q_unit, dtype=np.float64), np.asarray(prompt_unit, dtype=np.float64), k, exclude=excl)
+    nn = knn.nearest(np.asarray(q_unit), np.asarray(prompt_unit), k, exclude=excl)  # knn's precision, shared index
     nb = raw_mean[nn]
     valid = ~np.isnan(nb)
     below = ((nb < q_raw[:, None]) & valid).sum(1) + 0.5 * ((nb == q_raw[:, None]) & valid).sum(1)

@@ -45,6 +45,9 @@ class NeighborsConfig:
     knn_weight: float = 0.0  # weight of kNN label agreement averaged into the categorical value
     k: int = 10  # neighbours for free-text agreement and kNN label agreement
     n_reference: int = 1000  # reference responses for the free-text retrieval rank
+    # Each fold's classifier trains on at most this many rows (a fixed-seed stratified sample beyond it), so a
+    # million-row dataset costs what a small one does; a dataset below it trains on every row.
+    max_fit_rows: int = 50_000
     seed: int = 0
 
 
@@ -109,24 +112,40 @@ def _classifier(C: float, seed: int):
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
 
 
-def class_proba(model, x: np.ndarray, n_classes: int) -> np.ndarray:
-    """Class probabilities over all classes (a fold may lack a class: it gets probability 0)."""
-    p = np.zeros((len(x), n_classes))
-    p[:, model.classes_] = model.predict_proba(x)
+def class_proba(model, x: np.ndarray, n_classes: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """Class probabilities over all classes (a fold may lack a class: it gets probability 0), of x[rows] (all of
+    x when None), converted to float64 a block at a time."""
+    rows = np.arange(len(x)) if rows is None else rows
+    p = np.zeros((len(rows), n_classes))
+    for s in range(0, len(rows), 65536):
+        p[s:s + 65536, model.classes_] = model.predict_proba(np.asarray(x[rows[s:s + 65536]], dtype=np.float64))
     return p
 
 
-def _fit_folds(x, y, fold_of, cfg, keep) -> tuple[tuple, np.ndarray]:
-    """One classifier per fold trained on the other folds' kept rows; out-of-fold probabilities for every row."""
+def _fit_folds(x, y, fold_of, cfg, keep, rng: np.random.Generator) -> tuple[tuple, np.ndarray]:
+    """One classifier per fold trained on the other folds' kept rows (at most cfg.max_fit_rows of them);
+    out-of-fold probabilities for every row. x may be float32: rows are converted as they are used."""
     k = int(y.max()) + 1  # the last class is always present (classes are numbered from the data)
     models, oof = [], np.zeros((len(y), k))
     for f in range(cfg.folds):
-        train = (fold_of != f) & keep
-        model = _classifier(cfg.C, cfg.seed).fit(x[train], y[train])
+        train = _capped(np.flatnonzero((fold_of != f) & keep), y, cfg.max_fit_rows, rng)
+        model = _classifier(cfg.C, cfg.seed).fit(np.asarray(x[train], dtype=np.float64), y[train])
         models.append(model)
-        held = fold_of == f
-        oof[held] = class_proba(model, x[held], k)
+        held = np.flatnonzero(fold_of == f)
+        oof[held] = class_proba(model, x, k, held)
     return tuple(models), oof
+
+
+def _capped(rows: np.ndarray, y: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """rows itself when there are at most `cap`; else a sample of `cap` of them, each class keeping its share (at
+    least one row), in row order."""
+    if len(rows) <= cap:
+        return rows
+    picked = []
+    for c in np.unique(y[rows]):
+        members = rows[y[rows] == c]
+        picked.append(rng.choice(members, max(1, round(cap * len(members) / len(rows))), replace=False))
+    return np.sort(np.concatenate(picked))
 
 
 def _suspicious(oof: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -140,7 +159,8 @@ def _suspicious(oof: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def fit(prompt_emb, response_emb, responses, config: NeighborsConfig = NeighborsConfig()) -> tuple[NeighborsModel, NeighborsResult]:
     """Fit the dataset model and score every row out-of-fold; see the module docstring for the method."""
-    prompt_emb, response_emb = np.asarray(prompt_emb, dtype=np.float64), np.asarray(response_emb, dtype=np.float64)
+    # Kept in their own precision (float32 from the workspace): a float64 copy of a million rows is 4.6 GB each.
+    prompt_emb, response_emb = np.asarray(prompt_emb), np.asarray(response_emb)
     n = len(responses)
     if prompt_emb.shape[0] != n or response_emb.shape[0] != n:
         raise ValueError(f"embeddings ({prompt_emb.shape[0]}, {response_emb.shape[0]} rows) and responses ({n}) differ")
@@ -164,10 +184,11 @@ def fit(prompt_emb, response_emb, responses, config: NeighborsConfig = Neighbors
         train = np.flatnonzero(cat | has_other)
         y_train = np.where(cat, labels, len(classes))[train]
         fold_of[train] = _stratified_folds(y_train, cfg.folds, rng)
-        models, oof_train = _fit_folds(prompt_emb[train], y_train, fold_of[train], cfg, np.ones(len(train), bool))
+        x_train = prompt_emb if len(train) == n else prompt_emb[train]
+        models, oof_train = _fit_folds(x_train, y_train, fold_of[train], cfg, np.ones(len(train), bool), rng)
         if cfg.prune:
-            models, oof_train = _fit_folds(prompt_emb[train], y_train, fold_of[train], cfg,
-                                           ~_suspicious(oof_train, y_train))
+            models, oof_train = _fit_folds(x_train, y_train, fold_of[train], cfg, ~_suspicious(oof_train, y_train),
+                                           rng)
         idx = np.flatnonzero(cat)
         y = labels[idx]
         oof = oof_train[np.searchsorted(train, idx)][:, :len(classes)]
@@ -187,7 +208,9 @@ def fit(prompt_emb, response_emb, responses, config: NeighborsConfig = Neighbors
                            reference)
     free = np.flatnonzero(~cat)
     if len(free):
-        values[free], raw[free] = _free_text(model, pu[free], ru[free], exclude=free)
+        # every row's neighbours at once: the same search as form's and likelihood_rel's, which knn does once
+        nn, sim = knn.nearest(pu, pu, cfg.k, exclude=np.arange(n), return_sim=True)
+        values[free], raw[free] = _free_text(model, ru[free], nn[free], sim[free], exclude=free)
     return model, NeighborsResult(np.clip(values, 0, 1), raw, cat, predicted, predicted_prob)
 
 
@@ -225,8 +248,7 @@ def score_queries(model: NeighborsModel, prompt_emb, response_emb, responses, so
     cat = (q_label >= 0) & (folds >= 0)
     for f in np.unique(folds[cat]):
         sel = np.flatnonzero(cat & (folds == f))
-        p = class_proba(model.fold_models[f], np.asarray(prompt_emb, dtype=np.float64)[sel],
-                   len(model.classes) + model.has_other)
+        p = class_proba(model.fold_models[f], prompt_emb, len(model.classes) + model.has_other, sel)
         self_conf = p[np.arange(len(sel)), q_label[sel]]
         if model.config.knn_weight > 0:
             agree = _label_agreement_query(model, pu[sel], q_label[sel], source_rows[sel])
@@ -234,7 +256,9 @@ def score_queries(model: NeighborsModel, prompt_emb, response_emb, responses, so
         out[sel] = self_conf
     free = np.flatnonzero(~cat)
     if len(free):
-        out[free] = _free_text(model, pu[free], ru[free], exclude=source_rows[free])[0]
+        nn, sim = knn.nearest(pu[free], model.prompt_unit, model.config.k, exclude=source_rows[free],
+                              return_sim=True)
+        out[free] = _free_text(model, ru[free], nn, sim, exclude=source_rows[free])[0]
     return np.clip(out, 0, 1)
 
 
@@ -265,20 +289,21 @@ def _label_agreement_query(model: NeighborsModel, unit, q_label, source_rows) ->
     return (w * (y[nn] == q_label[:, None])).sum(1) / w.sum(1)
 
 
-def _free_text(model: NeighborsModel, pu: np.ndarray, ru: np.ndarray, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Retrieval rank of each response against its prompt neighbours' response centroid, and the cosine itself."""
+def _free_text(model: NeighborsModel, ru: np.ndarray, nn: np.ndarray, nn_sim: np.ndarray,
+               exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Retrieval rank of each response against its prompt neighbours' (nn, with similarities nn_sim) response
+    centroid, and the cosine itself; a block of rows at a time (the neighbours' responses are n x k x d)."""
     exclude = np.asarray(exclude)
-    nn, sim = knn.nearest(pu, model.prompt_unit, model.config.k, exclude=exclude, return_sim=True)
-    w = np.maximum(sim, 0) + 1e-6
-    centroid = np.einsum("nk,nkd->nd", w, model.response_unit[nn])
-    centroid /= np.maximum(np.linalg.norm(centroid, axis=1, keepdims=True), 1e-12)
-    own = np.einsum("nd,nd->n", ru, centroid)
-    ref = model.response_unit[model.reference]
-    rank = np.empty(len(pu))
-    for s in range(0, len(pu), 4096):
-        sim = centroid[s:s + 4096] @ ref.T
+    ref = np.asarray(model.response_unit[model.reference], dtype=np.float64)
+    rank, own = np.empty(len(ru)), np.empty(len(ru))
+    for s in range(0, len(ru), 4096):
+        w = np.maximum(nn_sim[s:s + 4096], 0) + 1e-6
+        centroid = np.einsum("nk,nkd->nd", w, np.asarray(model.response_unit[nn[s:s + 4096]], dtype=np.float64))
+        centroid /= np.maximum(np.linalg.norm(centroid, axis=1, keepdims=True), 1e-12)
+        o = np.einsum("nd,nd->n", np.asarray(ru[s:s + 4096], dtype=np.float64), centroid)
+        sim = centroid @ ref.T
         mine = model.reference[None, :] == exclude[s:s + 4096, None]  # a row is not its own reference
-        o = own[s:s + 4096, None]
-        below = ((sim < o) & ~mine).sum(1) + 0.5 * ((sim == o) & ~mine).sum(1)
+        below = ((sim < o[:, None]) & ~mine).sum(1) + 0.5 * ((sim == o[:, None]) & ~mine).sum(1)
         rank[s:s + 4096] = (below + 0.5) / ((~mine).sum(1) + 1.0)
+        own[s:s + 4096] = o
     return rank, own
