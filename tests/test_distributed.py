@@ -20,7 +20,7 @@ import pytest
 from conftest import write_rows
 from test_kill_resume import _env, _start, _wait_for_rows, _wait_for_start
 
-N_ROWS, BATCH, PRESET = 200, 5, "fast"
+N_ROWS, BATCH, PRESET = 100, 5, "fast"
 
 
 @pytest.fixture(scope="module")
