@@ -16,6 +16,7 @@ import pytest
 
 from clear_core import calibrate, correct, pipeline, runs
 from clear_core.config import CorrectConfig, preset_config
+from clear_core.correct.run import CALIBRATE
 from clear_core.errors import Cancelled
 from clear_core.runs import Meter, Progress
 
@@ -70,19 +71,24 @@ def test_stop_in_a_stage_then_resume_equals_uninterrupted(small_workspace, tiny_
     assert done.weights == pytest.approx(ws.get_run(full).weights, abs=1e-6)
 
 
-def test_stop_in_a_correction_run_then_resume_equals_uninterrupted(small_workspace, tiny_backend):
+@pytest.mark.parametrize("stage", [CALIBRATE, correct.PROPOSE])  # the acceptance rule's synthetic rows, the fixes
+def test_stop_in_a_correction_run_then_resume_equals_uninterrupted(small_workspace, tiny_backend, stage):
     ws = small_workspace
     score_run = pipeline.run_scoring(ws, "small", preset_config("fast", batch_size=16), backend=tiny_backend)
     cfg = CorrectConfig(batch_size=4, max_new_tokens=4)
     full = correct.run_correction(ws, "small", cfg, score_run=score_run, backend=tiny_backend)
-    cancel, clicked, seen, progress = _stop_when(correct.PROPOSE, after=4)
+    cancel, clicked, seen, progress = _stop_when(stage, after=4)
     with pytest.raises(Cancelled):
         correct.run_correction(ws, "small", cfg, score_run=score_run, backend=tiny_backend, progress=progress,
                                cancel=cancel)
     assert time.perf_counter() - clicked[0] < STOP_WITHIN_S
     run = ws.latest_run(ws.get_dataset("small").id, kind="correct")
-    assert run.status == "stopped" and len(ws.done_rows(run.id, correct.PROPOSE)) == 4 < run.n_total
-    assert seen[-1].label == "proposing fixes" and seen[-1].text().startswith("proposing fixes · 4 / ")
+    assert run.status == "stopped" and seen[-1].stage == stage
+    if stage == correct.PROPOSE:
+        assert len(ws.done_rows(run.id, correct.PROPOSE)) == 4 < run.n_total
+        assert seen[-1].label == "proposing fixes" and seen[-1].text().startswith("proposing fixes · 4 / ")
+    else:  # nothing proposed yet, and no rule stored: resume fits it again
+        assert len(ws.done_rows(run.id, correct.PROPOSE)) == 0 and "acceptance" not in ws.get_run(run.id).config
     runs.resume(ws, run.id, backend=tiny_backend)
     assert ws.get_run(run.id).status == "done"
     cols = ["row_idx", "candidate", "judge_conf", "confident"]
