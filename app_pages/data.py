@@ -132,9 +132,9 @@ def load_section() -> None:
     name = c1.text_input("Dataset name", value=Path(path).stem, key=f"name_{Path(path).name}")
     if c2.button("Import", type="primary", icon=":material/download_done:", disabled=not result.records,
                  key="import"):
-        s["_conflict"] = None
+        s["_name_taken"] = None
         import_as(path, name.strip(), result)
-    if (s.get("_conflict") or {}).get("path") == path:
+    if (s.get("_name_taken") or {}).get("path") == path:
         name_conflict(path, result)
 
 
@@ -152,11 +152,11 @@ def import_as(path: str, name: str, result, replace: bool = False) -> None:
             info = ws.add_dataset(name, result, replace=replace)
     except ClearError as exc:
         if not replace and name in {d.name for d in ws.list_datasets()}:
-            s["_conflict"] = {"path": path, "name": name}
+            s["_name_taken"] = {"path": path, "name": name}
         else:
             st.error(literal(exc), icon=":material/error:")
         return
-    s["_conflict"] = None
+    s["_name_taken"] = None
     st.toast(f"Imported {info.n_rows:,} rows as “{literal(info.name)}”", icon=":material/check_circle:")
     state.select(dataset=info.name)
     st.rerun()
@@ -169,7 +169,7 @@ def free_name(name: str) -> str:
 
 def name_conflict(path: str, result) -> None:
     """The name is taken by other content: replace that dataset, or import under a free name, from the page."""
-    name = s["_conflict"]["name"]
+    name = s["_name_taken"]["name"]
     old = state.ws().get_dataset(name)
     st.error(f"A dataset named “{literal(name)}” already exists with other content ({old.n_rows:,} rows, from "
              f"<code>{literal(old.source_path)}</code>). Replace it, or import this file under another name.",

@@ -89,9 +89,17 @@ def test_screenshots_and_a_click_on_a_bar_opens_its_rows_in_review(page):
     pg.get_by_role("heading", name="Data & Scoring").wait_for(timeout=60_000)
     settle(pg)
     shot(pg, "ui-1-data")
+    pg.get_by_text("1 · Load a dataset").click()  # a file under a name in use: replace or rename, in the page
+    pg.locator("input[type=file]").set_input_files({"name": "demo.jsonl", "mimeType": "application/json",
+                                                    "buffer": b'{"instruction": "Say hi", "output": "hi"}\n'})
+    pg.get_by_role("button", name="Import", exact=True).click()
+    pg.get_by_role("button", name="Replace the existing dataset").wait_for(timeout=30_000)
+    assert pg.get_by_role("textbox", name="Import under another name").input_value() == "demo-2"
+    assert "--replace" not in pg.locator("body").inner_text()
+    shot(pg, "ui-1b-data-name-taken")
     go(pg, "Explore")
     charts = pg.get_by_test_id("stPlotlyChart")
-    charts.nth(1).locator(".gtitle").wait_for(timeout=30_000)
+    charts.nth(1).locator(".gtitle").wait_for(timeout=90_000)  # a loaded machine draws late
     titles = pg.locator(".gtitle").evaluate_all("els => els.map(e => e.textContent)")
     assert titles[0] == "confidence", titles  # then the signals that count, heaviest first, by their plain names
     assert titles[1].startswith("Model finds the answer likely · weight 0.55") and "likelihood" in titles[1]

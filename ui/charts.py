@@ -52,19 +52,19 @@ def order_by_weight(names, weights: dict | None) -> tuple[list[str], list[str]]:
 
 
 def bin_index(values) -> np.ndarray:
-    """Each value's bin of the store's histogram (BINS equal bins over [0, 1]); -1 for NaN or outside [0, 1]."""
+    """Each value's bin of the store's histogram (BINS equal bins over [0, 1]); BINS (no bar) for NaN or a value
+    outside [0, 1]. An extra slot rather than a mask: band_split then counts with one add and one bincount."""
     v = np.asarray(values, dtype=float)
     ok = (v >= 0.0) & (v <= 1.0)
-    out = np.full(v.shape, -1, dtype=np.int16)
-    out[ok] = np.minimum(np.floor(v[ok] * BINS), BINS - 1).astype(np.int16)
+    out = np.full(v.shape, BINS, dtype=np.int32)
+    out[ok] = np.minimum(np.floor(v[ok] * BINS), BINS - 1)
     return out
 
 
 def band_split(bins: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """counts[band code, bin]: how many rows of each band fall in each bin (rows with bin -1 left out)."""
-    ok = bins >= 0
-    flat = np.bincount(codes[ok].astype(np.int64) * BINS + bins[ok], minlength=len(BANDS) * BINS)
-    return flat.reshape(len(BANDS), BINS)
+    """counts[band code, bin]: how many rows of each band fall in each bin (rows in no bin left out)."""
+    flat = np.bincount(codes.astype(np.int32) * (BINS + 1) + bins, minlength=len(BANDS) * (BINS + 1))
+    return flat.reshape(len(BANDS), BINS + 1)[:, :BINS]
 
 
 def _edges() -> tuple[np.ndarray, np.ndarray]:
@@ -74,6 +74,12 @@ def _edges() -> tuple[np.ndarray, np.ndarray]:
 
 def _bar_hover(lo, hi) -> list[str]:
     return [f"{readable(a)}–{readable(b)}" for a, b in zip(lo, hi)]
+
+
+def _figure(traces: list[dict], layout: dict) -> go.Figure:
+    """A figure from plain dicts, unchecked: plotly's property validation costs ten times the rest of building a
+    histogram, on every threshold change (the tests and the browser test check what is drawn)."""
+    return go.Figure({"data": traces, "layout": layout}, _validate=False)
 
 
 def histogram(hist: pd.DataFrame, title: str, t_drop: float | None = None, t_keep: float | None = None) -> go.Figure:
@@ -95,12 +101,12 @@ def histogram(hist: pd.DataFrame, title: str, t_drop: float | None = None, t_kee
                                line=dict(color=BAND_COLORS[band], width=2, dash="dash")))
             notes.append(dict(x=x, y=1.0, xref="x", yref="paper", text=text, showarrow=False, xanchor=side,
                               yanchor="bottom", font=dict(size=11, color=BAND_COLORS[band])))
-    bar = go.Bar(x=centers, y=hist["count"].to_numpy(), width=hi - lo, marker=dict(color=colors, line_width=0),
-                 customdata=np.column_stack([lo, hi, np.full(len(lo), -1)]), hovertext=_bar_hover(lo, hi),
-                 hovertemplate="%{hovertext}: %{y:,} rows · click to review them<extra></extra>")
-    return go.Figure(bar, layout=dict(_LAYOUT, title=dict(text=title, font=dict(size=14)), shapes=shapes,
-                                      annotations=notes, xaxis=dict(range=[0, 1], showgrid=False),
-                                      yaxis=dict(gridcolor="#eef0f4")))
+    bar = dict(type="bar", x=centers, y=hist["count"].to_numpy(), width=hi - lo,
+               marker=dict(color=colors, line=dict(width=0)),
+               customdata=np.column_stack([lo, hi, np.full(len(lo), -1)]), hovertext=_bar_hover(lo, hi),
+               hovertemplate="%{hovertext}: %{y:,} rows · click to review them<extra></extra>")
+    return _figure([bar], dict(_LAYOUT, title=dict(text=title, font=dict(size=14)), shapes=shapes, annotations=notes,
+                               xaxis=dict(range=[0, 1], showgrid=False), yaxis=dict(gridcolor="#eef0f4")))
 
 
 def signal_histogram(counts: np.ndarray, name: str, weight: float | None, small: bool = False) -> go.Figure:
@@ -111,18 +117,17 @@ def signal_histogram(counts: np.ndarray, name: str, weight: float | None, small:
     traces = []
     for code in (BANDS.index("drop"), BANDS.index("review"), BANDS.index("keep")):  # drop at the bottom
         band = BANDS[code]
-        traces.append(go.Bar(x=(lo + hi) / 2, y=counts[code], width=hi - lo, name=band.capitalize(),
-                             marker=dict(color=BAND_COLORS[band], line_width=0, opacity=0.45 if small else 0.9),
-                             customdata=np.column_stack([lo, hi, np.full(BINS, code)]),
-                             hovertext=_bar_hover(lo, hi),
-                             hovertemplate=f"%{{hovertext}}: %{{y:,}} rows in {band} · click to review them"
-                                           "<extra></extra>"))
+        traces.append(dict(type="bar", x=(lo + hi) / 2, y=counts[code], width=hi - lo, name=band.capitalize(),
+                           marker=dict(color=BAND_COLORS[band], line=dict(width=0), opacity=0.45 if small else 0.9),
+                           customdata=np.column_stack([lo, hi, np.full(BINS, code)]), hovertext=_bar_hover(lo, hi),
+                           hovertemplate=f"%{{hovertext}}: %{{y:,}} rows in {band} · click to review them"
+                                         "<extra></extra>"))
     weight_text = "" if weight is None else f" · weight {readable(weight)}"
     text = f"<b>{title_of(name)}</b>{weight_text}<br><span style='font-size:11px;color:#6b7280'>{name}</span>"
-    return go.Figure(traces, layout=dict(_LAYOUT, barmode="stack", height=170 if small else 250,
-                                         hovermode="closest", margin=dict(l=10, r=10, t=48, b=10),
-                                         title=dict(text=text, font=dict(size=12 if small else 14)),
-                                         xaxis=dict(range=[0, 1], showgrid=False), yaxis=dict(gridcolor="#eef0f4")))
+    return _figure(traces, dict(_LAYOUT, barmode="stack", height=170 if small else 250, hovermode="closest",
+                                margin=dict(l=10, r=10, t=48, b=10),
+                                title=dict(text=text, font=dict(size=12 if small else 14)),
+                                xaxis=dict(range=[0, 1], showgrid=False), yaxis=dict(gridcolor="#eef0f4")))
 
 
 def scatter(points: pd.DataFrame, x: str, y: str, t_drop: float, t_keep: float) -> go.Figure:
