@@ -20,9 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import Cancelled, ClearError
+from .errors import ClearError
 from .pipeline import ROWS, _as_tuples, _commit_kwargs, _load_rows, _score_one_by_one
-from .runs import report, resume_command
+# report, not runs.Meter: shards of several workers come back in bursts, and a rate per commit would jump with them;
+# report's rate is this session's rows over the time since the workers were ready.
+from .runs import check_cancel, report, resume_command
 
 INSTALL_HINT = 'pip install "clear-studio[ray]"'
 POLL_S = 0.25  # how often the driver looks at the cancel event while shards are being scored
@@ -179,9 +181,7 @@ class ShardScorer:
 
 def _stop_if_asked(cancel, run, done: int) -> None:
     """Between two shards, as run_batches between two batches: the shards in flight are dropped, not committed."""
-    if cancel is not None and cancel.is_set():
-        raise Cancelled(f"run {run.id} stopped at {done} of {run.n_total} rows; `{resume_command(run.id)}` goes on "
-                        "from there")
+    check_cancel(cancel, run.id, f"at {done} of {run.n_total} rows ({ROWS} stage)")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -70,8 +70,8 @@ def test_killed_stopped_and_resumed_on_workers_equals_one_process(tmp_path, ray_
            "--workers", "2", "--ray-address", ray_address]
     proc = _start(cmd, _env())
     try:
-        _wait_for_start(proc, deadline=_deadline(120))
-        _wait_for_rows(proc, 4 * BATCH, deadline=_deadline(120))
+        _wait_for_start(proc, deadline=_deadline(600))
+        _wait_for_rows(proc, 4 * BATCH, deadline=_deadline(600))
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
