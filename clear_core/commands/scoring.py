@@ -49,12 +49,14 @@ def extend(subparsers) -> None:
 
 
 def add_worker_args(p) -> None:
-    p.add_argument("--workers", type=positive_int, default=None,
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help="score the rows on N Ray workers (needs the extra: pip install \"clear-studio[ray]\")")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="a running Ray cluster (HOST:PORT, ray://HOST:10001 or auto; default: start a local one)")
-    p.add_argument("--threads-per-worker", type=positive_int, default=1, help="torch threads per worker (default 1)")
-    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per worker (default 0: CPU workers)")
+    p.add_argument("--threads-per-worker", type=positive_int, default=1, metavar="T",
+                   help="torch threads per worker (default 1)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
+                   help="GPUs per worker (default 0: CPU workers)")
 
 
 def workers_from_args(args):
