@@ -33,8 +33,8 @@ page = st.navigation([
     st.Page("app_pages/data.py", title="Data & Scoring", icon=":material/database:", default=True),
     st.Page("app_pages/explore.py", title="Explore", icon=":material/insights:"),
     st.Page("app_pages/review.py", title="Review", icon=":material/rate_review:"),
-    st.Page("app_pages/team.py", title="Team", icon=":material/groups:"),
     st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
+    st.Page("app_pages/team.py", title="Team", icon=":material/groups:"),
 ])
 st.logo(str(ROOT / "ui" / "logo.svg"), size="large")
 state.sidebar()

@@ -148,9 +148,10 @@ def show_row(row, thr, position: str, signal_names: list[str]) -> None:
     band = bands([conf], thr)[0]
     chip, decided = widgets.chip(band), ""
     if isinstance(row["decision"], str):  # once decided, the chip says what and who; the band moves to the line
-        who = widgets.html_text(row["decided_by"])
+        who, name = widgets.html_text(row["decided_by"]), str(row["decided_by"])
+        short = widgets.html_text(name if len(name) <= 24 else name[:23] + "…")  # the line after has it whole
         chip = (f"<span class='cs-chip' style='background:{widgets.BAND_COLORS[DONE_COLOR[row['decision']]]}'>"
-                f"{DONE[row['decision']]} by {who}</span>")
+                f"{DONE[row['decision']]} by {short}</span>")
         decided = (f" · {widgets.BAND_LABELS[band].lower()} band · decided <b>{widgets.html_text(row['decision'])}"
                    f"</b> by {who}")
     # One raw HTML block: the reviewer's name is stored text and must show as typed, never as HTML or Markdown.

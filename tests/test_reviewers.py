@@ -98,6 +98,9 @@ def test_reviewer_progress_and_the_adjudication_queue(ws, data):
     assert sorted(progress.index) == ["ana", "bob"]
     assert progress.loc["ana", ["rows", "keep", "edit", "standing"]].tolist() == [5, 4, 1, 3]  # row 2: bob decided last
     assert progress.loc["bob", ["rows", "keep", "drop", "edit", "standing"]].tolist() == [3, 1, 1, 1, 2]
+    ws.undo(data.id, "bob", row_idx=2)  # bob takes back his keep of row 2: ana's keep stands again
+    assert ws.reviewer_progress(data.id).set_index("reviewer").loc["ana", "standing"] == 4
+    ws.record_decisions(data.id, [2], "keep", "bob")
     queue = ws.disagreements(data.id)
     assert sorted(set(queue["row_idx"])) == [1, 3]
     row1 = queue[queue["row_idx"] == 1].set_index("reviewer")

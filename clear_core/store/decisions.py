@@ -23,18 +23,18 @@ from .views import IN_ROWS, LATEST_PROPOSALS, current_sql
 
 # Entries an undo may still take back (not undos, not undone yet), and per row the latest of them: the entry whose
 # state stands (a later undo restores what it replaced, so an undone entry's predecessor stands again).
-_OPEN = """
+OPEN_SQL = """
     SELECT d.id, d.row_idx, d.action, d.new_text, d.prev_action, d.prev_text, d.batch_id, d.reviewer
     FROM decisions d
     WHERE d.dataset_id = $dataset AND d.action <> 'undo'
       AND d.id NOT IN (SELECT undoes FROM decisions WHERE dataset_id = $dataset AND undoes IS NOT NULL)"""
-_UNDO_TOPS = f"SELECT * FROM ({_OPEN}) QUALIFY row_number() OVER (PARTITION BY row_idx ORDER BY id DESC) = 1"
+STANDING_SQL = f"SELECT * FROM ({OPEN_SQL}) QUALIFY row_number() OVER (PARTITION BY row_idx ORDER BY id DESC) = 1"
 
 # The reviewer's last action: their latest batch with an entry still open that either still stands somewhere, or
 # has not been undone in part yet (a batch partly undone, whose other rows other reviewers changed since, is
 # done with: the next undo goes back to the batch before it). $before: only batches older than this one.
 _LAST_BATCH = f"""
-    WITH open AS ({_OPEN}), tops AS ({_UNDO_TOPS}),
+    WITH open AS ({OPEN_SQL}), tops AS ({STANDING_SQL}),
          mine AS (SELECT batch_id, bool_or(id IN (SELECT id FROM tops)) AS stands FROM open
                   WHERE reviewer = $reviewer AND ($before IS NULL OR batch_id < $before) GROUP BY batch_id),
          touched AS (SELECT DISTINCT d.batch_id FROM decisions d JOIN decisions u ON u.undoes = d.id
@@ -212,9 +212,9 @@ def last_action(cur, dataset_id: int, reviewer: str, before: int | None = None) 
         return None
     params = {"dataset": int(dataset_id), "batch": int(batch)}
     entries = cur.execute(f"""
-        WITH tops AS ({_UNDO_TOPS})
+        WITH tops AS ({STANDING_SQL})
         SELECT o.row_idx, o.action, o.id IN (SELECT id FROM tops), s.action, s.reviewer
-        FROM ({_OPEN}) o LEFT JOIN ({current_sql()}) s ON s.row_idx = o.row_idx
+        FROM ({OPEN_SQL}) o LEFT JOIN ({current_sql()}) s ON s.row_idx = o.row_idx
         WHERE o.batch_id = $batch ORDER BY o.row_idx""", params).fetchall()
     return {"batch_id": int(batch), "action": entries[0][1], "rows": [int(e[0]) for e in entries],
             "standing": [int(e[0]) for e in entries if e[2]],
@@ -243,7 +243,7 @@ def undo(cur, dataset_id: int, reviewer: str, row_idx: int | None = None, batch_
                     return []
             params["batch"] = int(batch_id)
             where = "batch_id = $batch"
-        tops = cur.execute(f"SELECT id, row_idx, prev_text FROM ({_UNDO_TOPS}) "
+        tops = cur.execute(f"SELECT id, row_idx, prev_text FROM ({STANDING_SQL}) "
                            f"WHERE reviewer = $reviewer AND {where} ORDER BY row_idx", params).fetchall()
         if not tops:
             return []

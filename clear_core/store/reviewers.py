@@ -10,16 +10,15 @@ from __future__ import annotations
 import pandas as pd
 
 from ..names import ACTIONS
+from .decisions import OPEN_SQL, STANDING_SQL
 from .views import current_sql
 
-AUTO = "auto"
+AUTO = "auto"  # reweight.AUTO_REVIEWER (the store does not import the layers above it)
 
 # Per (row, reviewer) the reviewer's latest entry not undone, after the row's latest settling entry still in force
 # ($since_settled: a settled disagreement is over; later decisions can start a new one).
 _MINE = f"""
-    WITH open AS (SELECT * FROM decisions d
-                  WHERE d.dataset_id = $dataset AND d.action <> 'undo' AND d.reviewer <> '{AUTO}'
-                    AND d.id NOT IN (SELECT undoes FROM decisions WHERE dataset_id = $dataset AND undoes IS NOT NULL)),
+    WITH open AS (SELECT * FROM decisions WHERE id IN (SELECT id FROM ({OPEN_SQL})) AND reviewer <> '{AUTO}'),
          settled AS (SELECT row_idx, max(id) AS since FROM open WHERE settles GROUP BY row_idx)
     SELECT o.row_idx, o.reviewer, o.action, o.new_text AS text, o.ts, o.id
     FROM open o LEFT JOIN settled s ON s.row_idx = o.row_idx
@@ -32,9 +31,9 @@ def reviewer_progress(cur, dataset_id: int) -> pd.DataFrame:
     (rows where their decision is the row's state now), last (their latest decision's time)]."""
     counts = ", ".join(f"count(*) FILTER (WHERE m.action = '{a}') AS {a}" for a in ACTIONS)
     return cur.execute(f"""
-        SELECT m.reviewer, count(*) AS rows, {counts}, count(*) FILTER (WHERE s.id = m.id) AS standing,
-               max(m.ts) AS last
-        FROM ({_MINE}) m LEFT JOIN ({current_sql()}) s ON s.row_idx = m.row_idx
+        SELECT m.reviewer, count(*) AS rows, {counts},
+               count(*) FILTER (WHERE m.id IN (SELECT id FROM ({STANDING_SQL}))) AS standing, max(m.ts) AS last
+        FROM ({_MINE}) m
         GROUP BY m.reviewer ORDER BY rows DESC, m.reviewer""", {"dataset": int(dataset_id),
                                                                  "since_settled": False}).df()
 
