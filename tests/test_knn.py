@@ -93,23 +93,37 @@ def _ann(monkeypatch, **kw):
 
 
 @pytest.fixture(scope="module")
-def sample_units(tiny_model_dir):
-    """Prompt embeddings of sample_data's rows from the tiny model (the pipeline's embedding code), centred unit."""
+def sample_rows(tiny_model_dir):
+    """sample_data's rows embedded by the tiny model (the pipeline's embedding code): prompt and response
+    embeddings, prompts, responses and whether each row is clean (demo_labels.csv)."""
+    import csv
     import json
 
     from clear_core.backends import load_backend
-    from clear_core.chat import display_text
 
     from conftest import SAMPLE
 
     if not SAMPLE.exists():
         pytest.skip("sample_data/demo.jsonl has not been generated")
     rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
-    texts = [f"{r.get('instruction', '')}\n{r.get('input', '')}"[:300] if "instruction" in r
-             else display_text(r.get("messages", [])) for r in rows]
+    with (SAMPLE.parent / "demo_labels.csv").open(encoding="utf-8") as fh:
+        clean = {r["id"]: r["noise"] == "clean" for r in csv.DictReader(fh)}
+    prompts = [f"{r['instruction']}\n{r.get('input', '')}" for r in rows]
+    responses = [r["output"] for r in rows]
     backend = load_backend(str(tiny_model_dir), device="cpu")
-    emb = np.concatenate([backend.embed(texts[s:s + 64], layers=(1, -1)) for s in range(0, len(texts), 64)])
-    return np.asarray(knn.centred_unit(emb)[0])
+
+    def embed(texts):  # cut: the tiny model's embeddings of the first words are enough for a neighbour structure
+        return np.concatenate([backend.embed([t[:300] for t in texts[s:s + 64]], layers=(1, -1))
+                               for s in range(0, len(texts), 64)])
+
+    return dict(prompt_emb=embed(prompts), response_emb=embed(responses), responses=responses,
+                prompts=[({"role": "user", "content": p},) for p in prompts],
+                clean=np.array([clean[r["id"]] for r in rows]))
+
+
+@pytest.fixture(scope="module")
+def sample_units(sample_rows):
+    return np.asarray(knn.centred_unit(sample_rows["prompt_emb"])[0])
 
 
 def _recall(sims, exact_sims):
@@ -200,3 +214,25 @@ def test_large_inputs_are_float32_and_shared(monkeypatch):
     np.testing.assert_allclose(u, knn.unit(x.astype(np.float64), x.astype(np.float64).mean(0)), atol=1e-6)
     small = rng.normal(size=(5, 8))
     assert knn.unit(small).dtype == np.float64 and knn.centred_unit(small)[0] is not knn.centred_unit(small)[0]
+
+
+def test_dataset_signals_keep_their_auroc_on_the_index_path(sample_rows, monkeypatch):
+    """neighbors and form over sample_data with the index forced (and the classifier's rows capped) against the
+    exact defaults: the AUROC of each signal for the sample's injected noise moves by at most 0.005."""
+    from sklearn.metrics import roc_auc_score
+
+    from clear_core.signals import dataset
+
+    def aurocs():
+        rows = dataset.Rows(sample_rows["prompt_emb"].copy(), sample_rows["response_emb"].copy(),
+                            sample_rows["prompts"], sample_rows["responses"])
+        fitted = dataset.fit(("neighbors", "form"), rows)
+        return {name: roc_auc_score(sample_rows["clean"], v) for name, v in fitted.values.items()}
+
+    exact = aurocs()
+    _ann(monkeypatch)
+    assert knn._large(len(sample_rows["responses"]))
+    approx = aurocs()
+    assert set(exact) == {"neighbors", "form"}
+    for name in exact:
+        assert abs(approx[name] - exact[name]) <= 0.005, (name, exact[name], approx[name])

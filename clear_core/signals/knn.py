@@ -12,7 +12,7 @@ i. It is the one entry point, safe to call from several threads, and picks the m
   more than BLOCK x n floats. Small datasets get exactly the neighbours they always got.
 * above it, an approximate index (faiss IVF-Flat) over the base projected on its first `pca_dims` principal axes,
   built once per base array and kept while that array lives. It proposes `candidates` rows per query; those are
-  re-ranked by their exact similarity on the full vectors (float64), ties by position, as in the exact search.
+  re-ranked by their exact similarity on the full vectors, ties by position, as in the exact search.
   The sample, the PCA and the k-means use fixed seeds and the search within the probed lists is exact, so two runs
   give the same neighbours whatever the thread count. The crossover row count, the library choice and the
   recall are measured in bench/scale.py (bench/results/scale.md).
@@ -37,7 +37,7 @@ BLOCK = 2048  # queries per similarity block
 class KnnConfig:
     """How `nearest` searches. Tests may swap the module's CONFIG (e.g. exact_max_rows=0 forces the index)."""
 
-    exact_max_rows: int = 20_000  # base rows up to which the search is exact (the measured crossover)
+    exact_max_rows: int = 12_000  # base rows up to which the search is exact (the measured crossover)
     pca_dims: int = 128  # dimensions the index searches in (the re-ranking uses all of them)
     list_size: int = 256  # base rows per IVF list (lists = n / list_size): the work per query stays constant
     nprobe: int = 8  # lists scanned per query
