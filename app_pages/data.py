@@ -172,11 +172,11 @@ def name_conflict(path: str, result) -> None:
     name = s["_name_taken"]["name"]
     old = state.ws().get_dataset(name)
     st.error(f"A dataset named “{literal(name)}” already exists with other content ({old.n_rows:,} rows, from "
-             f"<code>{literal(old.source_path)}</code>). Replace it, or import this file under another name.",
+             f"{literal(old.source_path)}). Replace it, or import this file under another name.",
              icon=":material/error:")
     job = jobs.current(s["workspace_path"])
     busy = job is not None and job.alive and job.dataset == name
-    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    c1, c2, c3 = st.columns([1.6, 2, 1.4], vertical_alignment="bottom")
     if c1.button("Replace the existing dataset", icon=":material/swap_horiz:", key="replace_dataset", disabled=busy,
                  help="A run on it is going: stop it first." if busy else
                  "Its rows, runs and review decisions are deleted and this file takes its place."):

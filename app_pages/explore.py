@@ -198,7 +198,7 @@ st.markdown("##### Lowest-confidence rows")
 fix_run = ws.latest_run(ds.id, kind="correct")
 fixes = (fix_run.id, fix_run.status, fix_run.n_done) if fix_run is not None else ()
 st.dataframe(lowest_rows(ws, ws.path, ds.id, run.id, version, fixes), hide_index=True, width="stretch", height=320,
-             column_config={"confidence": st.column_config.ProgressColumn("confidence", format="%.3f",
+             column_config={"confidence": st.column_config.ProgressColumn("confidence", format="%.3g",
                                                                           min_value=0.0, max_value=1.0),
                             "prompt_text": "prompt", "row_idx": "row"})
 st.caption("The 25 rows the model trusts least, with any proposed fix (decisions are on *Review*).")

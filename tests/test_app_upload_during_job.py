@@ -82,6 +82,7 @@ def test_a_taken_name_offers_another_name_in_the_page(running):
     assert_job_shown(at)
     shown = " ".join(e.value for e in at.error)
     assert "already exists" in shown and "--replace" not in shown and "--name" not in shown, shown
+    assert "<code>" not in shown  # an alert shows no HTML
     assert at.button(key="replace_dataset").disabled  # the running job scores that dataset
     rename = at.text_input(key="rename_small.jsonl_small")
     assert rename.label == "Import under another name" and rename.value == "small-2"

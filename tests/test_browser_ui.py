@@ -38,6 +38,17 @@ def workspace(tmp_path):
         ws.update_run(run_id, weights=WEIGHTS)
 
 
+def drawn(pg) -> None:
+    """Wait until every plot of the page is drawn and the page answers again (on a loaded machine, software GL
+    keeps the page busy for a minute after the plots appear)."""
+    charts = pg.get_by_test_id("stPlotlyChart")
+    charts.first.wait_for(timeout=90_000)
+    for i in range(charts.count()):
+        charts.nth(i).locator(".gtitle, .legend").first.wait_for(state="attached", timeout=120_000)
+    pg.wait_for_timeout(1000)
+    pg.evaluate("0")
+
+
 def external(urls: list[str]) -> list[str]:
     """The URLs that leave the machine (data: and blob: URLs stay in the page)."""
     return [u for u in urls if urlparse(u).scheme not in ("data", "blob") and urlparse(u).hostname not in LOCAL_HOSTS]
@@ -49,6 +60,8 @@ def test_the_app_loads_nothing_from_another_host(page):
     settle(pg)
     for title in ("Explore", "Review", "Export", "Data & Scoring"):
         go(pg, title)
+        if title == "Explore":
+            drawn(pg)
     icons = pg.eval_on_selector_all("link[rel~=icon]", "els => els.map(e => e.href)")
     assert icons and external(icons) == [], icons  # Chromium does not report favicon fetches as requests
     assert len(pg.requests) > 10 and external(pg.requests) == [], external(pg.requests)
@@ -96,10 +109,11 @@ def test_screenshots_and_a_click_on_a_bar_opens_its_rows_in_review(page):
     pg.get_by_role("button", name="Replace the existing dataset").wait_for(timeout=30_000)
     assert pg.get_by_role("textbox", name="Import under another name").input_value() == "demo-2"
     assert "--replace" not in pg.locator("body").inner_text()
+    pg.get_by_role("button", name="Replace the existing dataset").scroll_into_view_if_needed()
     shot(pg, "ui-1b-data-name-taken")
     go(pg, "Explore")
     charts = pg.get_by_test_id("stPlotlyChart")
-    charts.nth(1).locator(".gtitle").wait_for(timeout=90_000)  # a loaded machine draws late
+    drawn(pg)
     titles = pg.locator(".gtitle").evaluate_all("els => els.map(e => e.textContent)")
     assert titles[0] == "confidence", titles  # then the signals that count, heaviest first, by their plain names
     assert titles[1].startswith("Model finds the answer likely · weight 0.55") and "likelihood" in titles[1]
