@@ -42,7 +42,7 @@ def drawn(pg) -> None:
     """Wait until every plot of the page is drawn and the page answers again (on a loaded machine, software GL
     keeps the page busy for a minute after the plots appear)."""
     charts = pg.get_by_test_id("stPlotlyChart")
-    charts.first.wait_for(timeout=90_000)
+    charts.first.wait_for(state="attached", timeout=180_000)
     for i in range(charts.count()):
         charts.nth(i).locator(".gtitle, .legend").first.wait_for(state="attached", timeout=120_000)
     pg.wait_for_timeout(1000)
