@@ -301,7 +301,7 @@ def test_correction_run_resumes_after_cancel(scored, tiny_backend):
 
     def progress(p):
         seen.append(p.done)
-        if p.done > 0:
+        if p.stage == correct.PROPOSE and p.done > 0:  # after the first batch of proposals (not of calibration)
             cancel.set()
 
     cfg = CorrectConfig(batch_size=4, max_new_tokens=4)
