@@ -47,7 +47,7 @@ class NeighborsConfig:
     n_reference: int = 1000  # reference responses for the free-text retrieval rank
     # Each fold's classifier trains on at most this many rows (a fixed-seed stratified sample beyond it), so a
     # million-row dataset costs what a small one does; a dataset below it trains on every row.
-    max_fit_rows: int = 50_000
+    max_fit_rows: int = 20_000
     seed: int = 0
 
 
