@@ -115,11 +115,13 @@ def test_keyboard_flow_after_filters_search_and_edit(browser, server):
     press(pg, "k")  # no click elsewhere first: the select box gave the focus back
     assert until(pg, lambda: decided_in_all(pg) == 1)
     search = pg.get_by_role("textbox", name="Search")
-    search.fill("Q")
+    search.fill("Sentiment")  # every synthetic row's prompt
     press(pg, "Escape")  # Esc leaves the Search box (and applies it)
     assert pg.evaluate("document.activeElement.tagName") != "INPUT"
+    pg.wait_for_timeout(500)  # leaving the box applies it: a rerun that a loaded machine may start late
+    settle(pg)
     press(pg, "d")
-    assert until(pg, lambda: decided_in_all(pg) == 2)
+    assert until(pg, lambda: decided_in_all(pg) == 2), pg.locator("[data-testid=stMain]").inner_text()[:800]
     search.fill("")
     press(pg, "Enter")  # Enter applies the Search box and leaves it too
     before = shown(pg)
