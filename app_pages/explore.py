@@ -128,7 +128,7 @@ def threshold_controls(run_id: int) -> None:
     c3.slider(":violet[Fix confidence] η", 0.5, 1.0, step=0.01, key="w_eta", on_change=sync_sliders,
               args=(run_id,), help="A proposed correction is confident when the judge's confidence is at least η.")
     c4.button("Reset to median", on_click=state.reset_thresholds, args=(run_id,), key="reset_median",
-              icon=":material/restart_alt:", help="CLEAR's default: keep the upper half, drop the lowest quarter.",
+              icon=":material/restart_alt:", help="CLEAR's default: keep the rows above the median confidence, drop the rest.",
               width="stretch")
     with c4.popover("Keep a fraction…", width="stretch"):
         st.number_input("Share of rows to keep", 0.0, 1.0, value=0.5, step=0.05, key="keep_fraction")

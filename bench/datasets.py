@@ -3,6 +3,9 @@
 A row is a dict {"id", "prompt": [{"role": "user", "content": ...}], "response"}; ground truth is a boolean array
 `is_bad` aligned with the rows (True = the response is noise). Data is read where it lies, never copied:
 * the project's sample data (`sample_data/demo.jsonl` + `demo_labels.csv`, noise != "clean" is bad);
+* a long-prompt variant of a RobustFT task ("fpb-long"): each row's sentence sits at a seeded place inside a
+  passage of other rows' sentences (a PubMedQA-like shape: a long passage, then a question with its options), so
+  the words that decide the answer are a small part of the prompt; same answers, same ground truth;
 * the RobustFT benchmark CSVs (`<benchmarks>/robustft/<task>/<split>.csv`): prompt = the question, the lettered
   options and an instruction to answer with the letter; response = the given letter and its option text
   ("C. positive"). Ground truth: noisy[i].answer != labeled[i].answer (rows aligned by position). The `gt`
@@ -94,9 +97,32 @@ def load_sample(sample_dir: str | Path, limit: int | None = None) -> BenchData:
     return BenchData("sample", rows, np.array(is_bad, dtype=bool), {"kind": row_kinds, "noise": row_noise})
 
 
+LONG_SUFFIX = "-long"
+LONG_PASSAGE = 10  # sentences per passage: the row's own and nine others (about 300 tokens on fpb)
+
+
+def long_prompts(data: BenchData, seed: int = 0, passage: int = LONG_PASSAGE) -> BenchData:
+    """`data` with each prompt made long: the row's item (the last line of its question) at a seeded place in a
+    passage of other rows' items, then the question quoting it, the options and the instruction."""
+    rng = np.random.default_rng(seed)
+    items = [r["prompt"][0]["content"].split("\n")[-len(data.info["options"][i]) - 2] for i, r in enumerate(data.rows)]
+    rows = []
+    for i, row in enumerate(data.rows):
+        others = [items[j] for j in rng.choice(len(items), passage, replace=False) if j != i][:passage - 1]
+        at = int(rng.integers(len(others) + 1))
+        text = " ".join(others[:at] + [items[i]] + others[at:])
+        question = f'Read the report, then answer the question.\n\nReport:\n{text}\n\n' \
+                   f'Question: what is the sentiment of this sentence of the report: "{items[i]}"'
+        rows.append({**row, "prompt": [{"role": "user", "content": option_prompt(question, data.info["options"][i])}]})
+    return BenchData(data.name + LONG_SUFFIX, rows, data.is_bad, data.info)
+
+
 def load(name: str, benchmarks: str | Path, sample_dir: str | Path, limit: int | None = None) -> BenchData:
-    """A dataset by short name: "sample", "fpb", "arc" (noisy30), or "fpb:noisy50" style."""
+    """A dataset by short name: "sample", "fpb", "arc" (noisy30), "fpb:noisy50" style, or "fpb-long" (see
+    `long_prompts`)."""
     if name == "sample":
         return load_sample(sample_dir, limit)
     task, _, split = name.partition(":")
+    if task.endswith(LONG_SUFFIX):
+        return long_prompts(load_robustft(benchmarks, task[:-len(LONG_SUFFIX)], split or "noisy30", limit))
     return load_robustft(benchmarks, task, split or "noisy30", limit)

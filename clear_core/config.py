@@ -59,6 +59,11 @@ class ScoreConfig:
     # embeddings, i = after block i, -1 = final normed output); several layers are averaged. Indices wrap modulo
     # (number of layers + 1) in a model with fewer layers.
     embed_layers: tuple[int, ...] = (12, 18, 24, -1)
+    # The prompt embedding averages the hidden states of the prompt's last `prompt_tail_tokens` tokens (0 = all of
+    # them). A long prompt (a passage, then the question and its options) pooled whole is mostly the passage, and
+    # rows with different questions on similar passages look alike; the end of the prompt has the question, and,
+    # the model being causal, those positions have read the passage too (bench/results/quality.md, long prompts).
+    prompt_tail_tokens: int = 64
     forward_tokens: int = 4096  # padded tokens per forward (rows x longest row): larger batches, better matmul use
     context_examples: int = 4  # likelihood_ctx: the nearest rows shown as worked examples before each row
     likelihood_end_token: bool = False  # count the end-of-turn token in `likelihood` (penalises cut-off answers,
@@ -79,6 +84,8 @@ class ScoreConfig:
         kwargs = {k: v for k, v in data.items() if k in known}
         if "preset" in data and "mean" not in data:  # a run stored before `mean` existed averaged arithmetically
             kwargs["mean"] = "arithmetic"
+        if "preset" in data and "prompt_tail_tokens" not in data:  # stored before it: the whole prompt was pooled
+            kwargs["prompt_tail_tokens"] = 0
         for name in ("signals", "embed_layers"):
             if name in kwargs:
                 kwargs[name] = tuple(kwargs[name])

@@ -239,19 +239,22 @@ def _run_fused(backend, rows, items, suffixes, candidates, config, errors, embed
     total = {"out": out, "n_tokens": 0, "flops": 0.0}
     live = [i for i, it in enumerate(items) if it is not None]
     layers = config.embed_layers if embed_layers is None else embed_layers
+    embed = (layers, config.prompt_tail_tokens)
     for group in plan_batches([len(items[i].ids) for i in live], config.forward_tokens):
         group = [live[g] for g in group]
         try:
-            _fill(backend, items, group, suffixes, candidates, layers, out, total)
+            _fill(backend, items, group, suffixes, candidates, embed, out, total)
         except Exception:  # noqa: BLE001 - isolate the failing rows below
             for i in group:
-                _guard(lambda i=i: _fill(backend, items, [i], suffixes, candidates, layers, out, total), rows[i],
+                _guard(lambda i=i: _fill(backend, items, [i], suffixes, candidates, embed, out, total), rows[i],
                        errors)
     return total
 
 
-def _fill(backend, items, group, suffixes, candidates, embed_layers, out, total) -> None:
-    res = backend.forward_scores([items[i] for i in group], suffixes, candidates, embed_layers=embed_layers)
+def _fill(backend, items, group, suffixes, candidates, embed, out, total) -> None:
+    """embed: (hidden-state layers, prompt tail tokens) of the embeddings."""
+    res = backend.forward_scores([items[i] for i in group], suffixes, candidates, embed_layers=embed[0],
+                                 prompt_tail=embed[1])
     for j, i in enumerate(group):
         out[i] = (res.response_logprobs[j], res.prompt_emb[j], res.response_emb[j], res.suffix_probs[j])
     total["n_tokens"] += res.n_tokens

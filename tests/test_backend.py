@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -127,6 +128,33 @@ def test_embeddings_are_mean_pooled_hidden_states(tiny_backend):
         np.testing.assert_allclose(out.response_emb[i], hs[item.response_start:].mean(0).numpy(), atol=1e-4)
     last = tiny_backend.forward_scores(items, (), embed_layers=(-1,))
     assert not np.allclose(last.prompt_emb, out.prompt_emb, atol=1e-3)
+
+
+def test_prompt_tail_pools_the_last_prompt_tokens_only(tiny_backend):
+    import torch
+
+    items = _items(tiny_backend)
+    tail = min(it.response_start for it in items) - 1  # shorter than every prompt here
+    out = tiny_backend.forward_scores(items, (), embed_layers=(1,), prompt_tail=tail)
+    whole = tiny_backend.forward_scores(items, (), embed_layers=(1,))
+    long = tiny_backend.forward_scores(items, (), embed_layers=(1,), prompt_tail=10_000)
+    for i, item in enumerate(items):
+        with torch.inference_mode():
+            hs = tiny_backend.model(input_ids=torch.tensor([item.ids]), output_hidden_states=True).hidden_states[1][0]
+        start = item.response_start
+        np.testing.assert_allclose(out.prompt_emb[i], hs[start - tail:start].mean(0).numpy(), atol=1e-4)
+        np.testing.assert_allclose(out.response_emb[i], whole.response_emb[i], atol=1e-5)  # responses pool whole
+    assert not np.allclose(out.prompt_emb, whole.prompt_emb, atol=1e-3)
+    np.testing.assert_allclose(long.prompt_emb, whole.prompt_emb, atol=1e-5)  # a tail past the prompt is all of it
+
+
+def test_runs_stored_before_prompt_tail_keep_pooling_the_whole_prompt():
+    from clear_core.config import ScoreConfig
+
+    old = {k: v for k, v in json.loads(ScoreConfig().to_json()).items() if k != "prompt_tail_tokens"}
+    assert ScoreConfig.from_dict(old).prompt_tail_tokens == 0
+    assert ScoreConfig.from_dict(json.loads(ScoreConfig().to_json())).prompt_tail_tokens == ScoreConfig().prompt_tail_tokens
+    assert ScoreConfig().prompt_tail_tokens > 0
 
 
 def test_next_token_probs_match_full_softmax(tiny_backend):

@@ -4,6 +4,8 @@ from those they dropped, `reflection` is noise, and both start at weight 0.5."""
 
 from __future__ import annotations
 
+import json
+
 import sys
 from pathlib import Path
 
@@ -135,7 +137,12 @@ def test_explore_button_refits_and_shows_the_new_weights(reviewed, monkeypatch):
         # The thresholds follow the new scores: back at the new median.
         stored = state.workspace(path).scores_wide(run_id, ["confidence"])["confidence"]
         assert at.session_state["t_keep"] == pytest.approx(float(np.median(stored)), abs=1e-9)
-        assert f"likelihood {new['likelihood']:.2f}" in " ".join(c.value for c in at.caption)
+        # Explore's signal charts are titled with the new weights.
+        from ui.charts import readable
+
+        titles = " ".join(json.dumps(json.loads(c.proto.spec).get("layout", {}).get("title", ""))
+                          for c in at.get("plotly_chart"))
+        assert f"weight {readable(new['likelihood'])}" in titles
     finally:
         close_app_workspace(path)
 

@@ -37,7 +37,8 @@ class FusedOutput:
     """What one fused pass over a batch of ScoreItems returns (arrays aligned with the items' order).
 
     response_logprobs: per item, the log-probability of each response token given everything before it.
-    prompt_emb / response_emb: (n, d) float32, mean-pooled hidden states of the prompt / response tokens.
+    prompt_emb / response_emb: (n, d) float32, mean-pooled hidden states of the prompt / response tokens (of the
+    prompt's last `prompt_tail` tokens when forward_scores is given one).
     suffix_probs: (n, n_suffixes, n_candidates), the next-token probabilities of the candidates after each
         suffix, renormalised over the candidates (each row sums to 1).
     n_tokens: tokens run through the model (real tokens, padding excluded), for throughput figures.
@@ -67,8 +68,10 @@ class Backend(Protocol):
         ...
 
     def forward_scores(self, items: Sequence[ScoreItem], suffixes: Sequence[str],
-                       candidates: Sequence[str], embed_layers: Sequence[int] = (-1,)) -> FusedOutput:
-        """One teacher-forced prefix forward per batch, then each suffix on the cached prefix."""
+                       candidates: Sequence[str], embed_layers: Sequence[int] = (-1,),
+                       prompt_tail: int = 0) -> FusedOutput:
+        """One teacher-forced prefix forward per batch, then each suffix on the cached prefix. The prompt embedding
+        pools the prompt's last `prompt_tail` tokens (0 = every prompt token)."""
         ...
 
     def token_logprobs(self, prompts: Sequence[Prompt], continuations: Sequence[str]) -> list[np.ndarray]:

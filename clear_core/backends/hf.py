@@ -198,10 +198,12 @@ class HFBackend:
 
     # ---- the fused path -----------------------------------------------------------------------------------------
     def forward_scores(self, items: Sequence[ScoreItem], suffixes: Sequence[str] = (),
-                       candidates: Sequence[str] = ("A", "B", "C"), embed_layers: Sequence[int] = (-1,)) -> FusedOutput:
+                       candidates: Sequence[str] = ("A", "B", "C"), embed_layers: Sequence[int] = (-1,),
+                       prompt_tail: int = 0) -> FusedOutput:
         """One teacher-forced forward over each item (left-padded batch), then each follow-up question in `suffixes`
         as a new user turn on the cached prefix (cache cropped back between questions). With no embed_layers the
-        embeddings come back with 0 columns."""
+        embeddings come back with 0 columns; the prompt embedding pools the last `prompt_tail` prompt tokens (0 =
+        all)."""
         import torch
         from .ops import group_softmax, masked_mean, pad_left
 
@@ -223,7 +225,8 @@ class HFBackend:
             col = torch.arange(L)[None, :]
             start = (L - torch.tensor([len(it.ids) for it in items]))[:, None]
             resp_start = start + torch.tensor([it.response_start for it in items])[:, None]
-            prompt_mask = ((col >= start) & (col < resp_start)).to(self.device)
+            first = torch.maximum(start, resp_start - prompt_tail) if prompt_tail > 0 else start
+            prompt_mask = ((col >= first) & (col < resp_start)).to(self.device)
             resp_mask = (col >= resp_start).to(self.device)
             if embed_layers:
                 pe = torch.stack([masked_mean(layer_h[l].float(), prompt_mask) for l in embed_layers]).mean(0)

@@ -143,7 +143,8 @@ class TokenRendering:
         # Same vocabulary: the embedder reads the scored ids as they are; otherwise the text is rendered again.
         self._same_ids = embedder is not None and tokenizer.get_vocab() == embedder.tokenizer.get_vocab()
 
-    def item_embeddings(self, items: Sequence[ScoreItem], layers: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    def item_embeddings(self, items: Sequence[ScoreItem], layers: Sequence[int],
+                        prompt_tail: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(prompt_emb, response_emb) of the items from the embedder (0 columns when no layer is asked for)."""
         if not layers or not items:
             return np.zeros((len(items), 0), np.float32), np.zeros((len(items), 0), np.float32)
@@ -153,7 +154,7 @@ class TokenRendering:
                 return self.tokenizer.decode(list(ids), skip_special_tokens=True)
             items = [ScoreItem(*self.embedder.render(text(it.ids[:it.response_start]),
                                                      text(it.ids[it.response_start:]))) for it in items]
-        out = self.embedder.forward_scores(items, (), embed_layers=layers)
+        out = self.embedder.forward_scores(items, (), embed_layers=layers, prompt_tail=prompt_tail)
         return out.prompt_emb, out.response_emb
 
     def embed(self, texts: Sequence[str], layers: Sequence[int] = (-1,)) -> np.ndarray:
@@ -228,12 +229,13 @@ class ServerBackend(TokenRendering):
 
     # ---- the Backend protocol -----------------------------------------------------------------------------------
     def forward_scores(self, items: Sequence[ScoreItem], suffixes: Sequence[str] = (),
-                       candidates: Sequence[str] = ("A", "B", "C"), embed_layers: Sequence[int] = (-1,)) -> FusedOutput:
+                       candidates: Sequence[str] = ("A", "B", "C"), embed_layers: Sequence[int] = (-1,),
+                       prompt_tail: int = 0) -> FusedOutput:
         lps = self.prompt_logprobs([it.ids for it in items])
         probs = np.zeros((len(items), len(suffixes), len(candidates)))
         for s, question in enumerate(suffixes):
             probs[:, s] = self.letter_probs([list(it.ids) + self.suffix_ids(question) for it in items], candidates)
-        pe, re = self.item_embeddings(items, embed_layers)
+        pe, re = self.item_embeddings(items, embed_layers, prompt_tail)
         # Counted as the other engines count them: each row once, then each question's tokens (the server's prefix
         # cache, when it has one, holds the row for its questions).
         n_tokens = sum(len(it.ids) for it in items) + len(items) * sum(len(self.suffix_ids(q)) for q in suffixes)

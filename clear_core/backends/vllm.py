@@ -87,7 +87,8 @@ class VLLMBackend(TokenRendering):
 
     # ---- the Backend protocol -----------------------------------------------------------------------------------
     def forward_scores(self, items: Sequence[ScoreItem], suffixes: Sequence[str] = (),
-                       candidates: Sequence[str] = ("A", "B", "C"), embed_layers: Sequence[int] = (-1,)) -> FusedOutput:
+                       candidates: Sequence[str] = ("A", "B", "C"), embed_layers: Sequence[int] = (-1,),
+                       prompt_tail: int = 0) -> FusedOutput:
         B = len(items)
         outs = self._run([it.ids for it in items], self._params("prompt"))
         lps = [self._teacher_forced(o)[it.response_start:] for o, it in zip(outs, items)]
@@ -98,7 +99,7 @@ class VLLMBackend(TokenRendering):
         probs = np.zeros((B, len(suffixes), len(candidates)))
         for s in range(len(suffixes)):
             probs[:, s] = self._letters(asked[B * s:B * (s + 1)], candidates)
-        pe, re = self.item_embeddings(items, embed_layers)
+        pe, re = self.item_embeddings(items, embed_layers, prompt_tail)
         n_tokens = sum(len(it.ids) for it in items) + sum(len(self.suffix_ids(q)) for q in suffixes) * B
         return FusedOutput(response_logprobs=lps, prompt_emb=pe, response_emb=re, suffix_probs=probs,
                            n_tokens=n_tokens)
