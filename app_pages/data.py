@@ -266,8 +266,11 @@ def correct_section(ds) -> None:
     counts = state.ws().band_counts(run.id, thr.t_drop, thr.t_keep, thr.eta)
     st.markdown(f"Proposes a fix for each of the **{counts['review'] + counts['drop']:,}** rows below the keep "
                 f"threshold ({thr.t_keep:.3f}, set on *Explore*), from the most similar high-confidence rows, and "
-                f"has the model judge it against the original in both orders. A fix counts as confident when the "
-                f"judge's confidence is ≥ η = {thr.eta:.2f}. Nothing is changed until a reviewer accepts it.")
+                f"judges it against the original: the model in both orders, the dataset's classifier where the "
+                f"answers are labels, and the scorer with the fix in the original's place. Before proposing, the run "
+                f"corrupts some of its most trusted rows and checks which judge values restore them, so a fix "
+                f"counts as confident where fixes like it were right at least η = {thr.eta:.2f} of the time. "
+                f"Nothing is changed until a reviewer accepts it.")
     job = jobs.current(s["workspace_path"])
     if st.button("Propose corrections", icon=":material/auto_fix_high:", key="start_correct",
                  disabled=job is not None and job.alive):
