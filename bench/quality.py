@@ -52,7 +52,9 @@ def _key(data_name: str, rows: list[dict], config, dtype: str) -> str:
     text = json.dumps([[r["prompt"], r["response"]] for r in rows], ensure_ascii=False)
     # The row pass depends neither on the context pass's examples nor on how signals are combined.
     settings = {k: v for k, v in json.loads(scoring_config(config).to_json()).items()
-                if k not in ("context_examples", "mean")}
+                if k not in ("context_examples", "mean", "veto")}
+    if not settings.get("prompt_tail_tokens"):  # 0 pools the whole prompt, as every row pass did before the field
+        settings.pop("prompt_tail_tokens", None)
     digest = hashlib.sha256((text + json.dumps(settings, sort_keys=True) + dtype).encode()).hexdigest()[:12]
     return f"{data_name.replace('/', '_').replace(':', '_')}-{config.model}-{dtype}-{len(rows)}-{digest}"
 
@@ -106,6 +108,23 @@ def context_cached(backend, rows: list[dict], source_rows, index, dataset_rows: 
     return cached_chunks(len(rows), cache, label, compute)
 
 
+def _tag(bad_rows: list[dict]) -> str:
+    return hashlib.sha256(json.dumps([[r["prompt"], r["response"]] for r in bad_rows]).encode()).hexdigest()[:10]
+
+
+def _cached_split(bad_rows: list[dict], folder: Path) -> list[list[dict]]:
+    """The synthetic rows as [all] or [a leading run of whole kinds already cached under `folder`, the rest]: a
+    corruption kind added after the others leaves the rows before it as they were, and only the new ones are
+    scored."""
+    cuts = [i for i in range(len(bad_rows) - 1, 0, -1) if bad_rows[i]["kind"] != bad_rows[i - 1]["kind"]]
+    if (folder / f"synthetic-{_tag(bad_rows)}").exists():
+        return [bad_rows]
+    for cut in cuts:
+        if (folder / f"synthetic-{_tag(bad_rows[:cut])}").exists():
+            return [bad_rows[:cut], bad_rows[cut:]]
+    return [bad_rows]
+
+
 def uses_context(config) -> bool:
     """Whether the preset combines the in-context signals (the in-context pass is needed for its `confidence`)."""
     from clear_core.signals import of_kind
@@ -136,14 +155,19 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
     values.update(fitted.values)
     fixed = {k: float(w) for k, w in config.weights.items() if k in values}
 
-    def score_rows(bad_rows: list[dict]) -> dict[str, np.ndarray]:
-        tag = hashlib.sha256(json.dumps([[r["prompt"], r["response"]] for r in bad_rows]).encode()).hexdigest()[:10]
-        out = score_cached(backend, bad_rows, config, cache_root / key / f"synthetic-{tag}", f"{name} synthetic")
-        res = {k[2:]: out[k] for k in out if k.startswith("v_")}
-        src = np.array([r["source_row"] for r in bad_rows])
-        syn = context_cached(backend, bad_rows, src, index, rows, config,
+    def score_part(part: list[dict]) -> tuple[dict, dict]:
+        tag = _tag(part)
+        out = score_cached(backend, part, config, cache_root / key / f"synthetic-{tag}", f"{name} synthetic")
+        syn = context_cached(backend, part, np.array([r["source_row"] for r in part]), index, rows, config,
                              cache_root / key / f"synthetic-{tag}-{ctx_tag}", f"{name} synthetic in context") \
             if in_context else {}
+        return out, syn
+
+    def score_rows(bad_rows: list[dict]) -> dict[str, np.ndarray]:
+        parts = [score_part(p) for p in _cached_split(bad_rows, cache_root / key)]
+        out, syn = ({k: np.concatenate([p[i][k] for p in parts]) for k in parts[0][i]} for i in (0, 1))
+        res = {k[2:]: out[k] for k in out if k.startswith("v_")}
+        src = np.array([r["source_row"] for r in bad_rows])
         res.update({k[2:]: syn[k] for k in syn if k.startswith("v_")})
         res.update(dataset.score_queries(fitted, as_rows(out, bad_rows), src))
         return res
@@ -154,17 +178,17 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
     results, cals = [], {}
     for mean in ("geometric", "arithmetic"):  # the product's default first
         cal = calibrate.label_free(rows, used, score_rows, n=n_syn, seed=config.seed,
-                                   labels_only=fitted.labels_only, mean=mean)
+                                   labels_only=fitted.labels_only, mean=mean, veto=config.veto)
         # Every measured signal (preset or not) in one label-free calibration: what it makes of them all.
         cal_all = calibrate.label_free(rows, values, score_rows, n=n_syn, seed=config.seed,
-                                       labels_only=fitted.labels_only, mean=mean)
+                                       labels_only=fitted.labels_only, mean=mean, veto=config.veto)
         cals[mean] = (cal, cal_all)
         results += [
-            (f"confidence, {mean} mean (preset weights)", metrics.report(combine.confidence(values, fixed, mean), y)),
+            (f"confidence, {mean} mean (preset weights)", metrics.report(combine.confidence(values, fixed, mean, config.veto), y)),
             (f"confidence, {mean} mean (label-free calibrated)",
-             metrics.report(combine.confidence(values, cal.weights, mean), y)),
+             metrics.report(combine.confidence(values, cal.weights, mean, config.veto), y)),
             (f"confidence, {mean} mean (label-free calibrated, all signals)",
-             metrics.report(combine.confidence(values, cal_all.weights, mean), y)),
+             metrics.report(combine.confidence(values, cal_all.weights, mean, config.veto), y)),
         ]
     rng = np.random.default_rng(0)
     for sig, v in values.items():
@@ -180,7 +204,7 @@ def evaluate(name: str, data, backend, config, cache_root: Path, n_synthetic: in
     print(f"# {name}: " + json.dumps(info), flush=True)
     per_kind = None
     if "noise" in data.info:
-        per_kind = ({"confidence": combine.confidence(values, cal.weights, config.mean), **values},
+        per_kind = ({"confidence": combine.confidence(values, cal.weights, config.mean, config.veto), **values},
                     np.asarray(data.info["noise"]))
     return results, per_kind
 
@@ -218,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic", type=int, default=200, help="rows sampled for label-free calibration")
     ap.add_argument("--context-examples", type=int, default=None, help="worked examples per row for likelihood_ctx")
     ap.add_argument("--cache", default="/tmp/clear_bench_cache")
+    ap.add_argument("--prompt-tail-tokens", type=int, default=None,
+                    help="prompt tokens pooled into the prompt embedding (0 = the whole prompt; default: the config's)")
     ap.add_argument("--no-in-context", action="store_true",
                     help="leave out the in-context pass (and its two signals) when the preset does not use it")
     args = ap.parse_args(argv)
@@ -228,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"model": args.model}
     if args.context_examples is not None:
         overrides["context_examples"] = args.context_examples
+    if args.prompt_tail_tokens is not None:
+        overrides["prompt_tail_tokens"] = args.prompt_tail_tokens
     if args.embed_layers:
         overrides["embed_layers"] = tuple(int(x) for x in args.embed_layers.split(","))
     config = preset_config(args.preset, **overrides)

@@ -210,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="default")
     ap.add_argument("--synthetic", type=int, default=200, help="rows sampled for label-free calibration")
     ap.add_argument("--cache", default="/tmp/clear_bench_cache")
+    ap.add_argument("--prompt-tail-tokens", type=int, default=None,
+                    help="prompt tokens pooled into the prompt embedding (0 = the whole prompt; default: the config's)")
     ap.add_argument("--rules-only", action="store_true", help="only the rule baseline and random (no model)")
     ap.add_argument("--in-context", action="store_true",
                     help="also run the in-context pass when the preset does not use it (slow on long rows)")
@@ -229,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     from clear_core.backends import load_backend
     from clear_core.config import preset_config
 
-    config = preset_config(args.preset, model=args.model)
+    config = preset_config(args.preset, model=args.model, prompt_tail_tokens=args.prompt_tail_tokens)
     backend = load_backend(args.model)
     print(f"model {backend.name} ({backend.n_params / 1e6:.0f}M params, {backend.device}, {backend.dtype}); "
           f"preset {args.preset}", flush=True)

@@ -21,8 +21,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .chat import last_user_text
+from .defects import FACT_KIND, changed_fact, names, text_defect
 from .defects import KINDS as DEFECT_KINDS
-from .defects import text_defect
 from .errors import ClearError
 
 BAD_ACTIONS = ("drop", "edit", "accept")  # a reviewer's decision that the original response was not good
@@ -82,13 +82,15 @@ def _auroc(values: np.ndarray, bad: np.ndarray) -> float:
 
 
 def fit_weights(values: Mapping[str, np.ndarray], good: np.ndarray, min_each: int = 5, C: float = 1.0,
-                mean: str = "geometric") -> Calibration:
+                mean: str = "geometric", veto: bool = True, sample_weight: np.ndarray | None = None) -> Calibration:
     """Non-negative weights (sum 1) from a logistic regression of good (True) vs bad (False) on the signals, in
     the space `confidence` averages them in (`mean`: their logs for the geometric mean, so that the regression's
     score and `confidence` order rows alike).
 
     values: signal -> per-row values in [0, 1] (NaN = missing, imputed with the signal's mean). Raises
     CalibrationError when there are fewer than `min_each` good or bad rows, or no signal has any spread.
+    veto: whether `confidence` lets the detectors cap it (auroc_confidence is measured as the run combines).
+    sample_weight: per labelled row, its weight in the regression (None: all 1).
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -116,7 +118,7 @@ def fit_weights(values: Mapping[str, np.ndarray], good: np.ndarray, min_each: in
     coef = {}
     while names:
         x = np.column_stack([cols[n] for n in names])
-        lr = LogisticRegression(C=C, max_iter=1000).fit(x, good)
+        lr = LogisticRegression(C=C, max_iter=1000).fit(x, good, sample_weight=sample_weight)
         c = lr.coef_[0]
         if (c > 0).all():
             coef = dict(zip(names, c))
@@ -129,12 +131,12 @@ def fit_weights(values: Mapping[str, np.ndarray], good: np.ndarray, min_each: in
     weights = {n: float(coef.get(n, 0.0) / total) for n in values}
     bad = ~good
     per_signal = {n: _auroc(np.asarray(v, dtype=float), bad) for n, v in values.items()}
-    conf = confidence({n: np.asarray(v, dtype=float) for n, v in values.items()}, weights, mean)
+    conf = confidence({n: np.asarray(v, dtype=float) for n, v in values.items()}, weights, mean, veto)
     return Calibration(weights, "", n_good, n_bad, per_signal, _auroc(conf, bad))
 
 
 def from_decisions(values: Mapping[str, np.ndarray], actions: Sequence[str], min_each: int = 5,
-                   mean: str = "geometric") -> Calibration:
+                   mean: str = "geometric", veto: bool = True) -> Calibration:
     """Weights from reviewers' decisions on some rows; `values` holds those rows' signals, aligned with `actions`.
 
     "keep" marks a good row; "drop", "edit" and "accept" (a proposal replaced the response) mark a bad one; other
@@ -147,7 +149,8 @@ def from_decisions(values: Mapping[str, np.ndarray], actions: Sequence[str], min
         raise CalibrationError(
             f"calibration from decisions needs at least {min_each} kept and {min_each} dropped/edited rows; "
             f"got {int(good.sum())} kept and {int((~good).sum())} dropped/edited")
-    cal = fit_weights({n: np.asarray(v, dtype=float)[used] for n, v in values.items()}, good, min_each, mean=mean)
+    cal = fit_weights({n: np.asarray(v, dtype=float)[used] for n, v in values.items()}, good, min_each, mean=mean,
+                      veto=veto)
     return dataclasses.replace(cal, method="decisions")
 
 
@@ -172,7 +175,9 @@ def make_corruptions(rows: Sequence[Any], n: int = 200, seed: int = 0, min_words
     cut label is a kind of noise it does not have, and fitting weights to catch it would pull them away from
     the signals that catch flips (bench/results/quality.md, History). Every other sampled free-text row also
     yields one text defect (clear_core.defects: an appended instruction, a placeholder, an unseen input, stray
-    artifacts, a changed arithmetic result), so that the text signals are weighted by what they separate.
+    artifacts, a changed arithmetic result), so that the text signals are weighted by what they separate; each
+    of the remaining sampled free-text rows yields a wrong fact (a number shifted or a name swapped for one of other
+    responses: defects.changed_fact; kind "fact") where its response has one, an error no text rule sees.
     """
     rng = np.random.default_rng(seed)
     responses = [str(_field(r, "response")) for r in rows]
@@ -198,7 +203,8 @@ def make_corruptions(rows: Sequence[Any], n: int = 200, seed: int = 0, min_words
         echo = _echo(prompt, max(1, len(words)), rng)
         if echo and _norm(echo) != norm[i]:
             out.append({"prompt": prompt, "response": echo, "source_row": int(i), "kind": "echo"})
-    return out + _text_defects(rows, responses, sampled, only_swap, seed)
+    return out + _text_defects(rows, responses, sampled, only_swap, seed) + _facts(rows, responses, sampled,
+                                                                                   only_swap, seed)
 
 
 def _text_defects(rows, responses, sampled: np.ndarray, only_swap: np.ndarray, seed: int) -> list[dict]:
@@ -214,6 +220,20 @@ def _text_defects(rows, responses, sampled: np.ndarray, only_swap: np.ndarray, s
     return out
 
 
+def _facts(rows, responses, sampled: np.ndarray, only_swap: np.ndarray, seed: int) -> list[dict]:
+    """A wrong fact for each sampled free-text row left without a text defect (its own generator again, and last,
+    so that every other synthetic row is the same as without them); the names come from the sampled responses."""
+    rng = np.random.default_rng([seed, 2])
+    free = [i for i in sampled if not only_swap[i]]
+    pool = names(responses[i] for i in free)
+    out = []
+    for i in free[1::2]:
+        made = changed_fact(responses[i], pool, rng)
+        if made is not None:
+            out.append({"prompt": _field(rows[i], "prompt"), "response": made, "source_row": int(i), "kind": FACT_KIND})
+    return out
+
+
 def _echo(prompt: Any, n_words: int, rng: np.random.Generator) -> str:
     """A random run of `n_words` words (fewer if the text is shorter) of the prompt's last user turn."""
     words = last_user_text(prompt).split()
@@ -224,17 +244,27 @@ def _echo(prompt: Any, n_words: int, rng: np.random.Generator) -> str:
     return " ".join(words[start:start + n])
 
 
+def kind_balance(kinds: Sequence[str]) -> np.ndarray:
+    """Regression weights of the synthetic rows: every corruption kind weighs the same in all, its rows sharing it,
+    and the bad rows weigh as many as they are. Otherwise a swap, truncation and echo for nearly every sampled row
+    outvote the text defects and wrong facts (a fraction of the rows each), and the signals that alone catch those
+    get next to no weight. With a single kind (categorical rows: swaps only) every weight is 1."""
+    counts = Counter(kinds)
+    return np.array([len(kinds) / (len(counts) * counts[k]) for k in kinds], dtype=float)
+
+
 def label_free(rows: Sequence[Any], values: Mapping[str, np.ndarray],
                score_rows: Callable[[list[dict]], Mapping[str, np.ndarray]],
                n: int = 200, seed: int = 0, min_each: int = 5,
-               labels_only: Sequence[bool] | None = None, mean: str = "geometric") -> Calibration:
+               labels_only: Sequence[bool] | None = None, mean: str = "geometric", veto: bool = True) -> Calibration:
     """Weights that separate synthetic corruptions of the dataset from the rows they were made from.
 
     rows: the dataset rows (mappings or objects with `prompt` and `response`); values: their signal values
     (signal -> array over all rows), as scored by the run; score_rows: scores a list of synthetic rows (dicts with
     prompt, response, source_row, kind) with the same signals, the dataset signal scored out-of-fold against the
     source row (neighbors.score_queries). Signals score_rows does not return count as missing for the synthetic rows.
-    labels_only: rows whose response is a class label (see make_corruptions).
+    labels_only: rows whose response is a class label (see make_corruptions). Each corruption kind weighs the same
+    in the fit (kind_balance).
     """
     bad_rows = make_corruptions(rows, n=n, seed=seed, labels_only=labels_only)
     if not bad_rows:
@@ -250,7 +280,8 @@ def label_free(rows: Sequence[Any], values: Mapping[str, np.ndarray],
             raise ValueError(f"score_rows returned {len(syn)} values of '{name}' for {len(bad_rows)} rows")
         merged[name] = np.concatenate([orig, syn])
     good = np.r_[np.ones(len(originals), bool), np.zeros(len(bad_rows), bool)]
-    cal = fit_weights(merged, good, min_each, mean=mean)
     counts = Counter(r["kind"] for r in bad_rows)
-    kinds = {k: counts[k] for k in MODEL_KINDS + DEFECT_KINDS if k in MODEL_KINDS or counts[k]}
+    cal = fit_weights(merged, good, min_each, mean=mean, veto=veto,
+                      sample_weight=np.r_[np.ones(len(originals)), kind_balance([r["kind"] for r in bad_rows])])
+    kinds = {k: counts[k] for k in MODEL_KINDS + DEFECT_KINDS + (FACT_KIND,) if k in MODEL_KINDS or counts[k]}
     return dataclasses.replace(cal, method="synthetic", kinds=kinds)

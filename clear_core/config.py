@@ -50,6 +50,7 @@ class ScoreConfig:
     max_new_tokens: int = 48  # per sampled answer
     agreement: str = "llm"  # consistency's semantic agreement judge: "llm" or "f1" (token F1, cheap)
     mean: str = "geometric"  # how `confidence` averages the weighted signals: "geometric" or "arithmetic"
+    veto: bool = True  # detector signals (Signal.detector) cap `confidence` when they fire (signals.combine)
     calibrate: str = "synthetic"  # "synthetic" (label-free, fitted at the end of the run) or "none" (fixed weights)
     batch_size: int = 16
     max_tokens: int = 1024  # prompt + response tokens kept per row (longer rows are cut from the left of the prompt)
@@ -86,6 +87,8 @@ class ScoreConfig:
             kwargs["mean"] = "arithmetic"
         if "preset" in data and "prompt_tail_tokens" not in data:  # stored before it: the whole prompt was pooled
             kwargs["prompt_tail_tokens"] = 0
+        if "preset" in data and "veto" not in data:  # stored before it: the detectors were only averaged in
+            kwargs["veto"] = False
         for name in ("signals", "embed_layers"):
             if name in kwargs:
                 kwargs[name] = tuple(kwargs[name])

@@ -7,11 +7,17 @@ placeholder answer ("placeholder"), the prompt's input replaced by a link or an 
 cannot have read ("unseen"), stray entities, escapes or control characters ("artifact"), and a worked answer with
 one result changed ("arith", only where the answer has arithmetic the arithmetic signal can check). The fitted
 weights then give each text signal the say its separation earns, as for the model's signals.
+
+`changed_fact(response, names, rng)` makes the error no text rule sees, a wrong fact ("fact"): one number of the
+answer shifted, or one capitalised name (not a sentence's first word) replaced by a name other answers of the
+dataset use, so that calibration learns what the model's signals (the least likely token above all) say of it.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import re
 
 import numpy as np
 
@@ -23,6 +29,10 @@ PLACEHOLDERS = ("", "N/A", "<No Output>", "No output.", "[Answer here]")
 UNSEEN = ("Summarize the page at https://example.org/item/{i}", "Describe the attached picture. <image>",
           "What does the attached file say? [Attached: notes.pdf]", "Sum up the video: https://example.org/v/{i}")
 ARTIFACTS = ("&amp;", "&quot;", "\\n", "\\t", "\x0b", "\u200b")
+FACT_KIND = "fact"
+NUMBER = re.compile(r"(?<![\w.,])\d+(?:\.\d+)?(?![\w,]|\.\d)")
+# A capitalised word or run of them after a lower-case word or a comma: a name, not a sentence's first word.
+NAME = re.compile(r"(?<=[a-z,] )[A-Z][a-z]{2,}(?: [A-Z][a-z]{2,})*")
 
 
 def _changed_result(response: str, rng: np.random.Generator) -> str | None:
@@ -65,3 +75,28 @@ def text_defect(prompt: Any, response: str, other: tuple[Any, str], i: int,
             words[k] += str(rng.choice(ARTIFACTS))
         return prompt, " ".join(words), kind
     return prompt, arith, kind
+
+
+def names(responses) -> list[str]:
+    """The distinct capitalised names (NAME) of the responses, in first-seen order: the pool wrong names come from."""
+    return list(dict.fromkeys(m.group(0) for r in responses for m in NAME.finditer(str(r))))
+
+
+def changed_fact(response: str, pool: list[str], rng: np.random.Generator) -> str | None:
+    """The response with one number shifted (same form, still non-negative) or one name swapped for another name
+    of `pool`; None when the response has neither (or no other name is in the pool)."""
+    response = str(response)
+    spots = [("number", m) for m in NUMBER.finditer(response)]
+    spots += [("name", m) for m in NAME.finditer(response) if any(p != m.group(0) for p in pool)]
+    if not spots:
+        return None
+    what, m = spots[int(rng.integers(len(spots)))]
+    if what == "name":
+        others = [p for p in pool if p != m.group(0)]
+        new = others[int(rng.integers(len(others)))]
+    else:
+        value = float(m.group(0))
+        step = max(1.0, round(abs(value) * float(rng.uniform(0.1, 0.5))))
+        shifted = value + step if value < step or rng.random() < 0.5 else value - step
+        new = f"{shifted:.{len(m.group(0).partition('.')[2])}f}" if "." in m.group(0) else str(int(shifted))
+    return response[:m.start()] + new + response[m.end():]

@@ -202,7 +202,7 @@ def _dataset_stage(ws, run, config: ScoreConfig, backend, progress, cancel=None)
                                           cancel, run.id, f"in calibration, at {done} of {total} synthetic rows "
                                           "(scored again on resume; every row signal is kept)"))
     step("combining the signals into confidence")
-    conf = _combine(values, weights, config.mean)
+    conf = _combine(values, weights, config.mean, config.veto)
     frames.append(pd.DataFrame({"row_idx": rows, "signal": "confidence", "value": conf, "raw": conf}))
     # The weights go in first: if the process dies before the commit below, the dataset stage is simply redone.
     ws.update_run(run.id, weights=weights)
@@ -242,9 +242,9 @@ def _dataset_signals(ws, run, config: ScoreConfig, rows, records, values: dict, 
     return frames, fitted
 
 
-def _combine(values, weights, mean):
+def _combine(values, weights, mean, veto):
     from .signals import combine
-    return combine.confidence(values, weights, mean)
+    return combine.confidence(values, weights, mean, veto)
 
 
 def _calibrated_weights(records, values, weights, config, backend, fitted, ctx=None, meter=None,
@@ -291,7 +291,7 @@ def _calibrated_weights(records, values, weights, config, backend, fitted, ctx=N
     used = {k: v for k, v in values.items() if weights.get(k, 0) > 0}
     try:
         cal = calibrate.label_free(records, used, score_rows, n=sampled, seed=config.seed,
-                                   labels_only=fitted.labels_only, mean=config.mean)
+                                   labels_only=fitted.labels_only, mean=config.mean, veto=config.veto)
     except calibrate.CalibrationError:
         return weights
     return {k: float(v) for k, v in cal.weights.items()}

@@ -57,12 +57,13 @@ def refit_from_decisions(ws, run_id: int, min_each: int = MIN_EACH) -> Refit:
     scored = wide.set_index("row_idx")
     on_run = np.isin(rows, scored.index.to_numpy())
     at = scored.loc[rows[on_run], signals]
-    mean = ScoreConfig.from_dict(run.config or {}).mean
+    config = ScoreConfig.from_dict(run.config or {})
+    mean = config.mean
     try:
         cal = calibrate.from_decisions({s: at[s].to_numpy(dtype=float) for s in signals}, actions[on_run],
-                                       min_each=min_each, mean=mean)
+                                       min_each=min_each, mean=mean, veto=config.veto)
     except calibrate.CalibrationError as exc:
         raise calibrate.CalibrationError(f"run {run_id}: {exc}; keep or drop more rows on Review first") from None
-    conf = confidence({s: wide[s].to_numpy(dtype=float) for s in signals}, cal.weights, mean)
+    conf = confidence({s: wide[s].to_numpy(dtype=float) for s in signals}, cal.weights, mean, config.veto)
     ws.replace_signal(run_id, "confidence", wide["row_idx"].to_numpy(), conf, cal.weights)
     return Refit(run_id, dict(run.weights or {}), cal)

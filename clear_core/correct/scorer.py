@@ -44,7 +44,8 @@ class Scorer:
                                           list(prompts), list(responses),
                                           {s: raw[s] for s in row_signals if s in raw}))
         weights = {k: float(v) for k, v in (score_run.weights or config.weights).items()}
-        used = [s for s in (*row_signals, *fitted.fits) if weights.get(s, 0) > 0 and s in values]
+        # Every signal with a weight, 0 included: a detector with weight 0 still caps confidence (combine.veto).
+        used = [s for s in (*row_signals, *fitted.fits) if s in weights and s in values]
         return cls(config, weights, fitted, {s: np.asarray(values[s], dtype=float) for s in used})
 
     def original(self, positions: Sequence[int]) -> np.ndarray:
@@ -54,7 +55,8 @@ class Scorer:
         pos = np.asarray(positions, dtype=np.int64)
         if not self.stored:
             return np.full(len(pos), np.nan)
-        return confidence({s: v[pos] for s, v in self.stored.items()}, self.weights, self.config.mean)
+        return confidence({s: v[pos] for s, v in self.stored.items()}, self.weights, self.config.mean,
+                          self.config.veto)
 
     def score(self, backend, prompts: Sequence, responses: Sequence[str], positions: Sequence[int]) -> np.ndarray:
         """Confidence of (prompt, response) pairs in place of the rows at `positions` (NaN where scoring failed)."""
@@ -76,7 +78,7 @@ class Scorer:
         used = {s: np.asarray(values[s], dtype=float) for s in self.stored if s in values}
         if not used:
             return np.full(len(responses), np.nan)
-        out = confidence(used, self.weights, self.config.mean)
+        out = confidence(used, self.weights, self.config.mean, self.config.veto)
         failed = np.array([-i - 1 in res.errors for i in range(len(responses))], dtype=bool)
         return np.where(failed, np.nan, out)
 

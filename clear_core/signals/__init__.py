@@ -36,6 +36,9 @@ class Signal:
     entry: str        # "module:function"; a bare module is one of clear_core.signals
     description: str
     label: str = ""   # a short plain-language name for charts and tables ("Neighbours agree"); the name if empty
+    # A high-precision check, 1.0 when silent: when it fires it caps confidence (combine.detector_cap) instead of
+    # only being averaged in with the weight calibration gives it.
+    detector: bool = False
 
     @property
     def title(self) -> str:
@@ -91,19 +94,19 @@ REGISTRY: dict[str, Signal] = {s.name: s for s in (
            label="Likely among neighbours' answers"),
     Signal("appended", "dataset", "appended:fit_rows",
            "no second instruction appended after the answer (merged rows: '##', '### Instruction:', a new task)",
-           label="No extra instruction appended"),
+           label="No extra instruction appended", detector=True),
     Signal("placeholder", "dataset", "placeholder:fit_rows",
            "the response is not empty, a placeholder ('N/A', '<No Output>') or a refusal",
-           label="A real answer (no placeholder)"),
+           label="A real answer (no placeholder)", detector=True),
     Signal("unseen_input", "dataset", "unseen_input:fit_rows",
            "the prompt's input can be seen (not only a link or an attachment marker the answer pretends to read)",
-           label="Input is visible"),
+           label="Input is visible", detector=True),
     Signal("artifacts", "dataset", "artifacts:fit_rows",
            "no control characters, literal escapes, HTML entities or mojibake that the dataset's answers lack",
-           label="No text artifacts"),
+           label="No text artifacts", detector=True),
     Signal("arithmetic", "dataset", "arithmetic:fit_rows",
            "the response's own arithmetic holds ('a op b = c' steps and the stated final answer)",
-           label="Arithmetic holds"),
+           label="Arithmetic holds", detector=True),
 )}
 
 

@@ -3,7 +3,9 @@
 `confidence` is in [0, 1], higher = more trustworthy: the weighted mean of the signals present for a row, the
 weights renormalised over those signals (a NaN value means the signal is missing for that row); geometric by
 default: a row that one signal is sure is bad is not averaged away by the others (the two means are compared in
-bench/results/quality.md).
+bench/results/quality.md). Detector signals (`Signal.detector`: high-precision text checks, 1.0 when silent) also
+cap the mean when they fire (`veto`): averaged in with a small weight, a check that is sure of a rare defect would
+be diluted by the signals that do not see it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,28 @@ def features(v: np.ndarray, mean: str) -> np.ndarray:
     return np.log(np.maximum(v, FLOOR)) if mean == "geometric" else v
 
 
-def confidence(values: Mapping[str, np.ndarray], weights: Mapping[str, float], mean: str = "geometric") -> np.ndarray:
+# A detector's value v caps confidence at min(1, v / VETO_FULL). Under textrules.rarity_value, v >= VETO_FULL means
+# the pattern is on a twentieth of the dataset's rows or more: a check firing that often is as likely misfiring on
+# a legitimate trait of the dataset, so it caps nothing and a misfiring detector cannot sink a dataset; a rarer one
+# caps more the rarer it is.
+VETO_FULL = 0.25
+
+
+def detector_cap(values: Mapping[str, np.ndarray], weights: Mapping[str, float], n: int) -> np.ndarray:
+    """Per row, the cap the weighted detector signals put on confidence (1.0 where none fires; NaN counts as 1)."""
+    from . import REGISTRY
+
+    cap = np.ones(n)
+    for name in weights:
+        signal = REGISTRY.get(name)
+        if signal is not None and signal.detector and name in values:
+            v = np.asarray(values[name], dtype=float)
+            cap = np.fmin(cap, np.where(np.isnan(v), 1.0, np.clip(v / VETO_FULL, 0.0, 1.0)))
+    return cap
+
+
+def confidence(values: Mapping[str, np.ndarray], weights: Mapping[str, float], mean: str = "geometric",
+               veto: bool = True) -> np.ndarray:
     """Weighted mean of the available signals per row; in [0, 1], higher = more trustworthy.
 
     values: signal name -> array of per-row values in [0, 1] (NaN = missing for that row). Signals without a
@@ -41,6 +64,8 @@ def confidence(values: Mapping[str, np.ndarray], weights: Mapping[str, float], m
     renormalised over the signals it has. A row with no usable signal gets NaN.
     mean: "geometric" (exp of the weighted mean of the logs: one signal that is sure the row is bad pulls the row
     down, as with probabilities of independent evidence) or "arithmetic" (one low signal is averaged away).
+    veto: the registered detectors among `weights` (any weight, 0 included: calibration may find no synthetic row
+    that only they catch) cap the mean (detector_cap); False for runs stored before the cap (ScoreConfig.veto).
     """
     if mean not in MEANS:
         raise UnknownNameError("mean", mean, list(MEANS))
@@ -64,4 +89,6 @@ def confidence(values: Mapping[str, np.ndarray], weights: Mapping[str, float], m
         out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
     if mean == "geometric":
         out = np.exp(out)
+    if veto:
+        out = np.minimum(out, detector_cap(values, weights, n))  # a row with no signal stays NaN
     return np.clip(out, 0.0, 1.0)
