@@ -4,7 +4,8 @@ Two sources of labels:
 * reviewers' decisions: rows kept are good, rows dropped, edited or given an accepted proposal are bad;
 * none at all: synthetic bad pairs made from the dataset itself (a response swapped in from another row with a
   different answer, which on a categorical dataset is exactly a label flip; a response cut short; a response that
-  only repeats a piece of its prompt), scored with the same signals as the originals they were made from.
+  only repeats a piece of its prompt; text defects and wrong facts: clear_core.defects), scored with the same
+  signals as the originals they were made from; each kind of corruption weighs the same in the fit.
 
 Either way a logistic regression on the component signals separates good from bad; its coefficients, negatives
 removed by refitting without them, normalised to sum 1, are the weights. Weights are plain dicts stored with a run.
@@ -21,7 +22,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .chat import last_user_text
-from .defects import FACT_KIND, changed_fact, names, text_defect
+from .defects import FACT_KIND, changed_fact, text_defect
+from .defects import names as names_in
 from .defects import KINDS as DEFECT_KINDS
 from .errors import ClearError
 
@@ -225,7 +227,7 @@ def _facts(rows, responses, sampled: np.ndarray, only_swap: np.ndarray, seed: in
     so that every other synthetic row is the same as without them); the names come from the sampled responses."""
     rng = np.random.default_rng([seed, 2])
     free = [i for i in sampled if not only_swap[i]]
-    pool = names(responses[i] for i in free)
+    pool = names_in(responses[i] for i in free)
     out = []
     for i in free[1::2]:
         made = changed_fact(responses[i], pool, rng)
