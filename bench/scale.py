@@ -20,8 +20,10 @@ similarity reaches the k-th exact similarity), which gives `knn.KnnConfig.exact_
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -112,23 +114,31 @@ def measure(path: Path, model: str) -> dict:
 
     ws = Workspace.open(str(path))
     run = ws.list_runs()[0]
-    backend = load_backend(model)
-    steps: list[tuple[str, float]] = []
+    config = ScoreConfig.from_dict(run.config)
+    if model == "none":  # the stage without calibration: its fixed cost (the model on ~500 rows) left out
+        config, backend = dataclasses.replace(config, calibrate="none"), None
+    else:
+        backend = load_backend(model)
+    steps: list[tuple[str, float, float]] = []  # (label, start, the process's peak memory so far in GiB)
+
+    def peak() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
     def progress(p) -> None:
-        label = p.label.split(":")[0] if p.stage == "calibration" else p.label
+        # one label per step whatever the size ("fitting neighbors over 10,000 rows (0 of 8 ...)" -> "fitting neighbors")
+        label = p.label.split(":")[0] if p.stage == "calibration" else re.sub(r" over [\d,]+ rows.*", "", p.label)
         if not steps or steps[-1][0] != label:
-            steps.append((label, time.perf_counter()))
+            steps.append((label, time.perf_counter(), peak()))
 
     cpu0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    pipeline._dataset_stage(ws, run, ScoreConfig.from_dict(run.config), backend, progress)
+    pipeline._dataset_stage(ws, run, config, backend, progress)
     wall, cpu1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
     done = ws.scores_wide(run.id, ["confidence"])
     assert len(done) == run.n_total and done["confidence"].notna().all(), "the stage left rows without confidence"
-    ends = [t for _, t in steps[1:]] + [t0 + wall]
+    ends = [(t, m) for _, t, m in steps[1:]] + [(t0 + wall, peak())]
     return dict(n=run.n_total, wall_s=wall, cpu_s=(cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
                 peak_gib=cpu1.ru_maxrss / 2 ** 20, load=os.getloadavg()[0],
-                steps=[(label, end - start) for (label, start), end in zip(steps, ends)])
+                steps=[(label, end - start, mem) for (label, start, _), (end, mem) in zip(steps, ends)])
 
 
 def measure_signals(n: int, seed: int = 0) -> dict:
@@ -175,11 +185,12 @@ def table(results: list[dict]) -> str:
 
 
 def steps_table(results: list[dict]) -> str:
-    lines = ["| step | " + " | ".join(f"{r['n']:,} rows (s)" for r in results) + " |",
+    """Seconds per step, and the process's peak memory by the end of it (GiB), per size."""
+    lines = ["| step | " + " | ".join(f"{r['n']:,} rows: s / peak GiB" for r in results) + " |",
              "|---|" + "---:|" * len(results)]
-    names = [label for label, _ in results[-1]["steps"]]
+    names = [step[0] for step in results[-1]["steps"]]
     for name in names:
-        cells = [next((f"{s:.1f}" for label, s in r["steps"] if label == name), "") for r in results]
+        cells = [next((f"{s[1]:.1f} / {s[2]:.2f}" for s in r["steps"] if s[0] == name), "") for r in results]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -214,7 +225,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--workdir", default="/tmp/clear_scale")
-    ap.add_argument("--model", default="default", help="backend of the calibration's synthetic rows")
+    ap.add_argument("--model", default="default",
+                    help="backend of the calibration's synthetic rows; 'none' leaves the calibration out")
     ap.add_argument("--knn", action="store_true", help="measure the neighbour search instead")
     ap.add_argument("--knn-sizes", default="5000,10000,20000,50000,100000")
     ap.add_argument("--signals-only", action="store_true",

@@ -154,7 +154,7 @@ def _as_tuples(rows: list[dict]) -> list[tuple]:
 def _load_rows(ws, dataset_id: int, row_idx) -> list[dict]:
     """Rows as dicts with row_idx, prompt (messages) and response, in the order of `row_idx` (the shape
     calibrate's synthetic rows share), from the store's decoded rows."""
-    return [{"row_idx": r.row_idx, "prompt": r.prompt, "response": r.response} for r in ws.rows(dataset_id, row_idx)]
+    return ws.scoring_rows(dataset_id, row_idx)
 
 
 def _dataset_stage(ws, run, config: ScoreConfig, backend, progress, cancel=None) -> None:

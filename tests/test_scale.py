@@ -29,7 +29,8 @@ def test_bench_runs_the_dataset_stage_on_the_index_path(tmp_path, tiny_model_dir
     monkeypatch.setattr(knn._Index, "__init__", counting)
     out = scale.measure(path, str(tiny_model_dir))  # asserts that every row got a confidence
     assert out["n"] == 160 and out["peak_gib"] > 0 and out["cpu_s"] > 0
-    labels = [label for label, _ in out["steps"]]
+    labels = [step[0] for step in out["steps"]]
+    assert all(step[2] > 0 for step in out["steps"])  # the peak memory by the end of each step
     assert any("neighbors" in label for label in labels) and any("calibration" in label for label in labels)
     # one index over the dataset's prompts served neighbors, form and likelihood_rel
     assert built.count((160, TINY_DIM)) == 1

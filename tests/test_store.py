@@ -204,6 +204,18 @@ def test_rows_come_back_decoded_in_the_order_asked(ws, data, tmp_path):
         ws.rows(data.id, row_idx=[1, 20])
 
 
+def test_scoring_rows_are_the_decoded_prompt_and_response_in_the_order_asked(ws, data):
+    full = {r.row_idx: r for r in ws.rows(data.id)}
+    for wanted in ([5, 2, 5], list(range(20)), [19, 0]):  # a subset with a repeat, every row in order, reversed
+        got = ws.scoring_rows(data.id, wanted)
+        assert [g["row_idx"] for g in got] == wanted
+        assert all(g["prompt"] == full[g["row_idx"]].prompt and g["response"] == full[g["row_idx"]].response
+                   for g in got)
+        assert set(got[0]) == {"row_idx", "prompt", "response"}
+    with pytest.raises(ClearError, match="row 20 is not a row"):
+        ws.scoring_rows(data.id, [1, 20])
+
+
 def test_ingesting_the_same_file_twice_is_a_no_op(ws, data, tmp_path):
     again = ws.add_dataset("d", read_dataset(str(tmp_path / "d.jsonl")))
     assert again == data
@@ -266,6 +278,21 @@ def test_commit_batch_marks_rows_done_and_pending_rows_is_the_rest(ws, data):
     rows, matrix = ws.load_embeddings(run, "prompt")
     assert rows.tolist() == [0, 1, 2] and np.array_equal(matrix, np.eye(3, 4, dtype=np.float32))
     assert np.array_equal(ws.embeddings(run, "response", row_idx=[2, 0]), np.ones((2, 4), dtype=np.float32))
+
+
+def test_embeddings_committed_out_of_order_come_back_in_row_order(ws, data, monkeypatch):
+    from clear_core.store import runs as store_runs
+
+    monkeypatch.setattr(store_runs, "EMBEDDING_BATCH", 2)  # several streamed batches over 6 rows
+    run = ws.create_run(data.id, "score", {"preset": "fast"}, 10)
+    vec = np.arange(40, dtype=np.float32).reshape(10, 4)
+    for batch in ([7, 8, 9], [0, 1], [4]):  # as shards of several workers may land
+        ws.commit_batch(run, "rows", batch, embeddings={"prompt": vec[batch], "response": -vec[batch]})
+    rows, matrix = ws.load_embeddings(run, "prompt")
+    assert rows.tolist() == [0, 1, 4, 7, 8, 9] and matrix.dtype == np.float32
+    np.testing.assert_array_equal(matrix, vec[[0, 1, 4, 7, 8, 9]])
+    np.testing.assert_array_equal(ws.embeddings(run, "response", [9, 0]), -vec[[9, 0]])
+    assert ws.load_embeddings(ws.create_run(data.id, "score", {"preset": "fast"}, 10), "prompt")[1].shape == (0, 0)
 
 
 def test_a_row_is_never_committed_twice_and_a_failing_batch_writes_nothing(ws, data):

@@ -187,6 +187,23 @@ def examples(cur, dataset_id: int, row_idx=None, limit: int | None = None, offse
     return cur.execute(f"SELECT {select} FROM examples WHERE {where} ORDER BY row_idx{window}", params).df()
 
 
+def scoring_rows(cur, dataset_id: int, row_idx) -> list[dict]:
+    """{row_idx, prompt (decoded messages), response} of the given rows, in the order of `row_idx`: what scoring
+    reads, without the readable prompt and the source text that `example_rows` also decodes (at a million rows
+    they are two more copies of the text). All of a dataset's rows in order are read without a row filter."""
+    wanted = as_rows(row_idx)
+    total = cur.execute("SELECT count(*) FROM examples WHERE dataset_id = ?", [int(dataset_id)]).fetchall()[0][0]
+    every = len(wanted) == total and np.array_equal(wanted, np.arange(total))
+    frame = examples(cur, dataset_id, None if every else wanted, columns=("row_idx", "prompt", "response"))
+    found = {int(i): (p, r) for i, p, r in zip(frame["row_idx"], frame["prompt"], frame["response"])}
+    del frame
+    missing = [int(r) for r in wanted if int(r) not in found]
+    if missing:
+        raise ClearError(f"row {missing[0]} is not a row of dataset {dataset_id}")
+    return [{"row_idx": int(r), "prompt": tuple(json.loads(found[int(r)][0])), "response": found[int(r)][1]}
+            for r in wanted]
+
+
 def example_rows(cur, dataset_id: int, row_idx=None, limit: int | None = None, offset: int = 0) -> list[ExampleRow]:
     """Rows as ExampleRow: in row order, or in the order of `row_idx` when given (a row may appear twice there).
 

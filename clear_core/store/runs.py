@@ -305,17 +305,38 @@ def _upsert_proposals(cur, run_id: int, proposals: pd.DataFrame) -> None:
             "WHERE b.row_idx NOT IN (SELECT row_idx FROM proposals WHERE run_id = ?)", [run_id, run_id])
 
 
+EMBEDDING_BATCH = 65_536  # rows per streamed batch of load_embeddings
+
+
 def load_embeddings(cur, run_id: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """(row indices, float32 matrix with one row per index) of a run's embeddings of that kind, in row order."""
-    table = cur.sql("SELECT row_idx, vec FROM embeddings WHERE run_id = $run AND kind = $kind ORDER BY row_idx",
-                    params={"run": int(run_id), "kind": kind}).to_arrow_table()
-    rows = table.column("row_idx").to_numpy().astype(np.int64)
-    if not len(rows):
-        return rows, np.zeros((0, 0), dtype=np.float32)
-    # The values as DuckDB gave them (FLOAT: already float32), without a copy: a million 576-d rows are 2.3 GB.
-    flat = table.column("vec").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    del table
-    return rows, flat.astype(np.float32, copy=False).reshape(len(rows), -1)
+    """(row indices, float32 matrix with one row per index) of a run's embeddings of that kind, in row order.
+
+    Streamed into one preallocated matrix a batch at a time: a million 576-d rows are 2.3 GB, and a whole Arrow
+    result plus its combined copy would hold two more of them. Rows are read in storage order (no ORDER BY over
+    the vectors); only a run whose batches were committed out of order pays one reordering copy."""
+    params = {"run": int(run_id), "kind": kind}
+    n, dim = cur.execute("SELECT count(*), coalesce(max(len(vec)), 0) FROM embeddings "
+                         "WHERE run_id = $run AND kind = $kind", params).fetchall()[0]
+    rows, matrix = np.empty(n, dtype=np.int64), np.empty((n, dim), dtype=np.float32)
+    # a relation's reader streams; the same on an executed statement would first copy every row
+    reader = cur.sql("SELECT row_idx, vec FROM embeddings WHERE run_id = $run AND kind = $kind",
+                     params=params).to_arrow_reader(EMBEDDING_BATCH)
+    done = 0
+    for batch in reader:
+        m = batch.num_rows
+        vec = batch.column(1)
+        flat = vec.flatten().to_numpy(zero_copy_only=False)  # FLOAT: already float32
+        if len(flat) != m * dim:
+            raise ClearError(f"run {run_id} has {kind} embeddings of different lengths; score the run again")
+        rows[done:done + m] = batch.column(0).to_numpy(zero_copy_only=False)
+        matrix[done:done + m] = flat.reshape(m, dim)
+        done += m
+    if done != n:  # the table changed between the count and the read (it never should within one transaction)
+        raise ClearError(f"run {run_id}: {kind} embeddings changed while they were read")
+    if n > 1 and np.any(np.diff(rows) < 0):
+        order = np.argsort(rows, kind="stable")
+        rows, matrix = rows[order], matrix[order]
+    return rows, matrix
 
 
 def embeddings(cur, run_id: int, kind: str, row_idx=None) -> np.ndarray:

@@ -198,6 +198,9 @@ class Workspace:
     def rows(self, dataset_id: int, row_idx=None, limit: int | None = None, offset: int = 0) -> list[ExampleRow]:
         return _datasets.example_rows(self.cursor(), dataset_id, row_idx, limit, offset)
 
+    def scoring_rows(self, dataset_id: int, row_idx) -> list[dict]:
+        return _datasets.scoring_rows(self.cursor(), dataset_id, row_idx)
+
     # runs ---------------------------------------------------------------------------------------------------
     def create_run(self, dataset_id: int, kind: str, config_json, n_total: int, status: str = "running") -> int:
         return _runs.create_run(self.cursor(), dataset_id, kind, config_json, n_total, status)
