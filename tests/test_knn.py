@@ -157,6 +157,32 @@ def test_index_is_reproducible(sample_units, monkeypatch):
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
 
 
+def test_the_all_rows_self_search_is_reproducible_and_matches_the_query_search(sample_units, monkeypatch):
+    """The self-search takes candidates a list at a time (matrix products on numpy's BLAS threads): the same
+    neighbours run after run, nearly the same with another thread count (faiss's k-means sums in parallel, so the
+    list centres can differ in their last bits), and about the ones a query-by-query search finds."""
+    import faiss
+    from threadpoolctl import threadpool_limits
+
+    _ann(monkeypatch)
+    n = len(sample_units)
+    runs = []
+    for threads in (2, 2, 1):
+        faiss.omp_set_num_threads(threads)
+        with threadpool_limits(threads):
+            base = sample_units.copy()  # a fresh array: a fresh index
+            runs.append(knn.nearest(base, base, 10, exclude=np.arange(n), return_sim=True))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    assert np.mean(runs[0][0] == runs[2][0]) >= 0.98
+    faiss.omp_set_num_threads(2)
+    index = knn._INDEXES[id(base)]
+    queried = index.nearest(base.copy(), 10, np.arange(n))  # not the base array itself: faiss's search per query
+    exact_sim = knn._exact(base, base, 10, np.arange(n))[1]
+    assert _recall(runs[2][1], exact_sim) >= 0.95 and _recall(queried[1], exact_sim) >= 0.95
+    assert np.mean(runs[2][0] == queried[0]) >= 0.9
+
+
 def test_index_keeps_exclude_semantics(sample_units, monkeypatch):
     _ann(monkeypatch)
     base = sample_units.copy()
@@ -236,3 +262,17 @@ def test_dataset_signals_keep_their_auroc_on_the_index_path(sample_rows, monkeyp
     assert set(exact) == {"neighbors", "form"}
     for name in exact:
         assert abs(approx[name] - exact[name]) <= 0.005, (name, exact[name], approx[name])
+
+
+def test_centred_unit_in_place_reuses_the_array_and_gives_the_same_units(monkeypatch):
+    monkeypatch.setattr(knn, "CONFIG", knn.KnnConfig(exact_max_rows=10))
+    x = np.random.default_rng(3).normal(size=(70_000, 8)).astype(np.float32) + 2.0  # more than one block
+    want, want_mean = knn.centred_unit(x.copy())
+    given = x.copy()
+    got, mean = knn.centred_unit(given, in_place=True)
+    assert got is given and not got.flags.writeable
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    np.testing.assert_allclose(mean, want_mean)
+    assert knn.centred_unit(given)[0] is got  # shared with later callers, like any other result
+    kept = x.copy()  # without in_place (or for a read-only or float64 input) the input is left alone
+    assert knn.centred_unit(kept)[0] is not kept and np.array_equal(kept, x)

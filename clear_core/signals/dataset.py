@@ -27,6 +27,9 @@ class Rows:
     prompts: Sequence
     responses: Sequence[str]
     raw: Mapping[str, np.ndarray] = field(default_factory=dict)
+    # The response embeddings belong to this fit alone: neighbors (their one reader) may turn them into its unit
+    # vectors in place on a large dataset instead of holding a second matrix. The scoring pipeline sets it.
+    scratch_responses: bool = False
 
     def __len__(self) -> int:
         return len(self.responses)

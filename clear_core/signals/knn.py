@@ -13,9 +13,12 @@ i. It is the one entry point, safe to call from several threads, and picks the m
 * above it, an approximate index (faiss IVF-Flat) over the base projected on its first `pca_dims` principal axes,
   built once per base array and kept while that array lives. It proposes `candidates` rows per query; those are
   re-ranked by their exact similarity on the full vectors, ties by position, as in the exact search.
-  The sample, the PCA and the k-means use fixed seeds and the search within the probed lists is exact, so two runs
-  give the same neighbours whatever the thread count. The crossover row count, the library choice and the
-  recall are measured in bench/scale.py (bench/results/scale.md).
+  The all-rows self-search (the base against itself) takes each list's candidates in one matrix product against
+  the lists nearest its centre. The sample, the PCA and the k-means use fixed seeds and the search within the
+  probed lists is exact, so two runs on the same thread count give the same neighbours (faiss's k-means sums in
+  parallel, so another thread count can move list centres in their last bits and a few borderline neighbours).
+  The crossover row count, the library choice and the recall are measured in bench/scale.py
+  (bench/results/scale.md).
 
 Above the threshold `unit` and `centred_unit` return float32 (half the memory of a million rows), and
 `centred_unit` of the same input array returns the same (read-only) result, so that the dataset signals that each
@@ -42,6 +45,9 @@ class KnnConfig:
     list_size: int = 256  # base rows per IVF list (lists = n / list_size): the work per query stays constant
     nprobe: int = 8  # lists scanned per query
     candidates: int = 3  # candidates proposed per wanted neighbour, re-ranked exactly
+    # The all-rows self-search takes each list's candidates from the lists nearest its centre, not each row's
+    # own nearest lists: more lists make up for the rows far from their centre.
+    self_probe: int = 12
     train_rows: int = 64  # k-means training rows per list (a fixed-seed sample)
     seed: int = 0
 
@@ -67,8 +73,11 @@ def unit(x: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
     return z
 
 
-def centred_unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(unit rows centred on their own mean, that mean): the base set of a search."""
+def centred_unit(x: np.ndarray, in_place: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(unit rows centred on their own mean, that mean): the base set of a search.
+
+    in_place: above CONFIG.exact_max_rows, a writeable float32 x is turned into the unit rows itself (no second
+    matrix: a million 576-d rows are 2.3 GB) and returned, read-only; only for an array nobody reads again."""
     if not _large(len(x)):
         z = np.asarray(x, dtype=np.float64)
         mean = z.mean(axis=0) if len(z) else np.zeros(z.shape[1:], dtype=np.float64)
@@ -78,7 +87,15 @@ def centred_unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if hit is not None and hit[0]() is x:
             return hit[1], hit[2]
     mean = np.asarray(x).mean(axis=0, dtype=np.float64)
-    out = unit(x, mean)
+    if in_place and isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.writeable \
+            and x.flags.c_contiguous:
+        out = x
+        for s in range(0, len(x), 65536):  # a block at a time: no full-size temporary
+            block = out[s:s + 65536]
+            block -= mean.astype(np.float32)
+            block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+    else:
+        out = unit(x, mean)
     out.flags.writeable = False  # shared by every caller of the same input
     with _LOCK:
         _CENTRED[id(x)] = (weakref.ref(x), out, mean)
@@ -196,9 +213,10 @@ class _Index:
         idx = np.empty((len(query_unit), k), dtype=np.int64)
         sims = np.empty((len(query_unit), k), dtype=np.float64)
         n_cand = min(n, max(self.config.candidates * k, k + 1))
+        every = self._list_candidates(n_cand) if whole else None
         for s in range(0, len(query_unit), BLOCK):
             q = np.asarray(query_unit[s:s + BLOCK])
-            _, cand = self.ivf.search(self._project(q), n_cand)
+            cand = every[s:s + BLOCK] if whole else self.ivf.search(self._project(q), n_cand)[1]
             ex = None if exclude is None else np.asarray(exclude[s:s + BLOCK], dtype=np.int64)
             idx[s:s + BLOCK], sims[s:s + BLOCK] = self._rerank(q, base, cand, k, ex)
         if whole:
@@ -206,6 +224,42 @@ class _Index:
                 self.self_hits[k] = (idx, sims)
             return idx.copy(), sims.copy()
         return idx, sims
+
+    def _list_candidates(self, n_cand: int) -> np.ndarray:
+        """Candidates of every base row for the self-search, a list at a time: the members of one list against
+        those of the `self_probe` lists whose centres are nearest its centre, one matrix product each (a query-by-query
+        scan of the lists is several times slower). Self-matches are left out; -1 pads a row with too few."""
+        import faiss
+
+        ivf, n = self.ivf, self.ivf.ntotal
+        lists, d = ivf.invlists, ivf.d
+        ids, vecs = [], []
+        for c in range(ivf.nlist):  # views on the index's own storage (IVF-Flat keeps the float32 vectors)
+            size = lists.list_size(c)
+            ids.append(faiss.rev_swig_ptr(lists.get_ids(c), size).view(np.int64) if size else np.zeros(0, np.int64))
+            vecs.append(faiss.rev_swig_ptr(lists.get_codes(c), size * d * 4).view(np.float32).reshape(size, d)
+                        if size else np.zeros((0, d), np.float32))
+        centres = ivf.quantizer.reconstruct_n(0, ivf.nlist)
+        probe = min(self.config.self_probe, ivf.nlist)
+        out = np.full((n, n_cand), -1, dtype=np.int64)
+        for s in range(0, ivf.nlist, 256):  # the centres' nearest centres, ties by position
+            block = centres[s:s + 256] @ centres.T
+            block[np.arange(len(block)), np.arange(s, s + len(block))] = np.inf  # a list probes itself first
+            near = _top(block, probe)
+            for c, row in zip(range(s, s + len(near)), near):
+                size = len(ids[c])
+                if not size:
+                    continue
+                row = [c] + [p for p in row if p != c]
+                pool_ids = np.concatenate([ids[p] for p in row])
+                sim = vecs[c] @ np.concatenate([vecs[p] for p in row]).T
+                sim[np.arange(size), np.arange(size)] = -np.inf  # a row is not its own candidate
+                m = min(n_cand, len(pool_ids))
+                # any m best will do (a deterministic choice): the re-ranking orders them exactly, ties by position
+                part = np.argpartition(-sim, m - 1, axis=1)[:, :m] if m < len(pool_ids) else \
+                    np.broadcast_to(np.arange(m), (size, m))
+                out[ids[c], :m] = pool_ids[part]
+        return out
 
     @staticmethod
     def _rerank(q, base, cand, k: int, exclude) -> tuple[np.ndarray, np.ndarray]:

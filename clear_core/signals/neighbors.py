@@ -157,8 +157,10 @@ def _suspicious(oof: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (above.max(axis=1) >= 0) & (best != y)
 
 
-def fit(prompt_emb, response_emb, responses, config: NeighborsConfig = NeighborsConfig()) -> tuple[NeighborsModel, NeighborsResult]:
-    """Fit the dataset model and score every row out-of-fold; see the module docstring for the method."""
+def fit(prompt_emb, response_emb, responses, config: NeighborsConfig = NeighborsConfig(),
+        overwrite_responses: bool = False) -> tuple[NeighborsModel, NeighborsResult]:
+    """Fit the dataset model and score every row out-of-fold; see the module docstring for the method.
+    overwrite_responses: response_emb is the caller's to give up (knn.centred_unit's in_place)."""
     # Kept in their own precision (float32 from the workspace): a float64 copy of a million rows is 4.6 GB each.
     prompt_emb, response_emb = np.asarray(prompt_emb), np.asarray(response_emb)
     n = len(responses)
@@ -168,7 +170,7 @@ def fit(prompt_emb, response_emb, responses, config: NeighborsConfig = Neighbors
         raise ValueError("neighbors needs at least 2 rows")
     cfg = config
     rng = np.random.default_rng(cfg.seed)
-    (pu, p_mean), (ru, r_mean) = knn.centred_unit(prompt_emb), knn.centred_unit(response_emb)
+    (pu, p_mean), (ru, r_mean) = knn.centred_unit(prompt_emb), knn.centred_unit(response_emb, overwrite_responses)
     labels, classes = detect_classes(responses, cfg)
     cat = labels >= 0
     fold_of = np.full(n, -1)
@@ -224,7 +226,7 @@ def fit_rows(data):
     `score_queries`."""
     from .dataset import Fitted
 
-    model, res = fit(data.prompt_emb, data.response_emb, data.responses)
+    model, res = fit(data.prompt_emb, data.response_emb, data.responses, overwrite_responses=data.scratch_responses)
     return Fitted(np.asarray(res.values, float), np.asarray(res.raw, float), model,
                   lambda q, src: score_queries(model, q.prompt_emb, q.response_emb, q.responses, src))
 

@@ -315,17 +315,20 @@ def load_embeddings(cur, run_id: int, kind: str) -> tuple[np.ndarray, np.ndarray
     result plus its combined copy would hold two more of them. Rows are read in storage order (no ORDER BY over
     the vectors); only a run whose batches were committed out of order pays one reordering copy."""
     params = {"run": int(run_id), "kind": kind}
-    n, dim = cur.execute("SELECT count(*), coalesce(max(len(vec)), 0) FROM embeddings "
-                         "WHERE run_id = $run AND kind = $kind", params).fetchall()[0]
-    rows, matrix = np.empty(n, dtype=np.int64), np.empty((n, dim), dtype=np.float32)
+    n = cur.execute("SELECT count(*) FROM embeddings WHERE run_id = $run AND kind = $kind", params).fetchall()[0][0]
+    rows, matrix = np.empty(n, dtype=np.int64), None
     # a relation's reader streams; the same on an executed statement would first copy every row
     reader = cur.sql("SELECT row_idx, vec FROM embeddings WHERE run_id = $run AND kind = $kind",
                      params=params).to_arrow_reader(EMBEDDING_BATCH)
     done = 0
     for batch in reader:
         m = batch.num_rows
-        vec = batch.column(1)
-        flat = vec.flatten().to_numpy(zero_copy_only=False)  # FLOAT: already float32
+        if m == 0:
+            continue
+        flat = batch.column(1).flatten().to_numpy(zero_copy_only=False)  # FLOAT: already float32
+        if matrix is None:
+            dim = len(flat) // max(m, 1)
+            matrix = np.empty((n, dim), dtype=np.float32)
         if len(flat) != m * dim:
             raise ClearError(f"run {run_id} has {kind} embeddings of different lengths; score the run again")
         rows[done:done + m] = batch.column(0).to_numpy(zero_copy_only=False)
@@ -333,6 +336,8 @@ def load_embeddings(cur, run_id: int, kind: str) -> tuple[np.ndarray, np.ndarray
         done += m
     if done != n:  # the table changed between the count and the read (it never should within one transaction)
         raise ClearError(f"run {run_id}: {kind} embeddings changed while they were read")
+    if matrix is None:
+        return rows, np.zeros((0, 0), dtype=np.float32)
     if n > 1 and np.any(np.diff(rows) < 0):
         order = np.argsort(rows, kind="stable")
         rows, matrix = rows[order], matrix[order]

@@ -92,9 +92,22 @@ def _reports_damage(method):
     return wrapper
 
 
+def buffer_limit() -> str:
+    """DuckDB's memory limit for a workspace connection: an eighth of this machine's memory, at most 1 GiB.
+
+    DuckDB's own default (80 %) keeps every page a large run reads cached (a million rows' embeddings are 4.6 GB)
+    beside the arrays the dataset stage builds from them; past this limit DuckDB evicts pages, or spills to disk.
+    The workspace's own queries work on scores and row text, far below it."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 * 2 ** 30
+    return f"{max(256, min(1024, total // 8 // 2 ** 20))}MB"
+
+
 def _connect(path: str, read_only: bool):
     try:
-        return duckdb.connect(path, read_only=read_only)
+        return duckdb.connect(path, read_only=read_only, config={"memory_limit": buffer_limit()})
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise WorkspaceLockedError(
