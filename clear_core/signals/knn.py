@@ -49,6 +49,7 @@ class KnnConfig:
     # own nearest lists: more lists make up for the rows far from their centre.
     self_probe: int = 12
     train_rows: int = 64  # k-means training rows per list (a fixed-seed sample)
+    pca_rows: int = 65_536  # rows of that sample the principal axes are fitted on
     seed: int = 0
 
 
@@ -181,8 +182,11 @@ class _Index:
                             dtype=np.float64)
         self.mean = sample.mean(axis=0)
         dims = min(config.pca_dims, d)
-        # principal axes of the sample (eigh is deterministic; its sign convention does not change dot products)
-        _, vecs = np.linalg.eigh(np.cov(sample - self.mean, rowvar=False))
+        # principal axes of at most pca_rows rows of the sample, evenly spaced in it: a 576 x 576 covariance needs no
+        # more, and a million-row base's whole sample would be a 1 GB float64 copy twice over (eigh is
+        # deterministic; its sign convention does not change dot products)
+        spaced = sample[::-(-len(sample) // config.pca_rows)]
+        _, vecs = np.linalg.eigh(np.cov(spaced - self.mean, rowvar=False))
         self.axes = np.ascontiguousarray(vecs[:, ::-1][:, :dims], dtype=np.float32)
         self.ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dims), dims, n_lists, faiss.METRIC_INNER_PRODUCT)
         self.ivf.cp.seed, self.ivf.cp.niter = config.seed, 10
