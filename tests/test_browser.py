@@ -163,7 +163,7 @@ def test_pages_and_review_path_in_chromium(page, server):
     pg.evaluate("document.activeElement && document.activeElement.blur()")  # no text field has the focus
     pg.keyboard.press("k")  # the Keep button's shortcut
     settle(pg)
-    assert re.search(r"Reviewed 1 of", pg.get_by_test_id("stProgress").inner_text())
+    assert until(pg, lambda: re.search(r"Reviewed 1 of", pg.get_by_test_id("stProgress").inner_text()))
     assert pg.get_by_text(re.compile(r"Row \d+")).first.inner_text() != first
     shot(pg, "3-review")
     edited = int(re.search(r"Row (\d+)", pg.get_by_text(re.compile(r"Row \d+")).first.inner_text()).group(1))
@@ -175,7 +175,7 @@ def test_pages_and_review_path_in_chromium(page, server):
     shot(pg, "3b-review-edit")
     pg.keyboard.press("Control+Enter")
     settle(pg)
-    assert re.search(r"Reviewed 2 of", pg.get_by_test_id("stProgress").inner_text())
+    assert until(pg, lambda: re.search(r"Reviewed 2 of", pg.get_by_test_id("stProgress").inner_text()))
 
     # a row whose response is HTML + script shows as literal text, and nothing of it runs
     pg.get_by_test_id("stSelectbox").filter(has_text="Rows").click()
@@ -198,7 +198,7 @@ def test_pages_and_review_path_in_chromium(page, server):
     pg.get_by_test_id("stSelectbox").filter(has_text="Proposed fix").click()
     pg.get_by_role("option", name="With a proposed fix").click()
     settle(pg)
-    assert pg.locator(".cs-box del").count() >= 1 and pg.locator(".cs-box ins").count() >= 1
+    assert until(pg, lambda: pg.locator(".cs-box del").count() >= 1 and pg.locator(".cs-box ins").count() >= 1)
     assert pg.get_by_text(re.compile("Proposed fix · icl · judge")).count() == 1
     shot(pg, "4b-review-fix")
 
