@@ -327,7 +327,7 @@ def load_embeddings(cur, run_id: int, kind: str) -> tuple[np.ndarray, np.ndarray
             continue
         flat = batch.column(1).flatten().to_numpy(zero_copy_only=False)  # FLOAT: already float32
         if matrix is None:
-            dim = len(flat) // max(m, 1)
+            dim = len(flat) // m
             matrix = np.empty((n, dim), dtype=np.float32)
         if len(flat) != m * dim:
             raise ClearError(f"run {run_id} has {kind} embeddings of different lengths; score the run again")
