@@ -229,9 +229,10 @@ def _dataset_signals(ws, run, config: ScoreConfig, rows, records, values: dict, 
     # The row signals' raw values, which some dataset signals rank (likelihood_rel: the likelihood's).
     scored = [s for s in of_kind("row") + of_kind("sampled") if s in values]
     raw = ws.scores_wide(run.id, scored, raw=True) if scored else {}
-    # The response embeddings were read for this stage alone (calibration embeds its own synthetic rows).
+    # The embeddings were read for this stage alone (calibration embeds its own synthetic rows; its worked
+    # examples, when weighted, search the prompts' unit vectors, which knn.centred_unit shares).
     inputs = dataset.Rows(prompt_emb, response_emb, [r["prompt"] for r in records], [r["response"] for r in records],
-                          {s: raw[s].to_numpy(dtype=float) for s in scored}, scratch_responses=True)
+                          {s: raw[s].to_numpy(dtype=float) for s in scored}, scratch_embeddings=True)
     fitted = dataset.DatasetFit()
     for i, name in enumerate(wanted):  # one at a time, so that a stop comes between two of them
         if step is not None:

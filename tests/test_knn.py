@@ -276,3 +276,28 @@ def test_centred_unit_in_place_reuses_the_array_and_gives_the_same_units(monkeyp
     assert knn.centred_unit(given)[0] is got  # shared with later callers, like any other result
     kept = x.copy()  # without in_place (or for a read-only or float64 input) the input is left alone
     assert knn.centred_unit(kept)[0] is not kept and np.array_equal(kept, x)
+
+
+def test_neighbors_overwrite_gives_the_same_values_and_reuses_both_matrices(monkeypatch):
+    """A large fit that may overwrite its embeddings (the pipeline's) scores every row as one that may not, the
+    classifier reading the prompt embeddings before they become unit vectors, and holds no second matrix of
+    either; form then shares the prompts' unit vectors."""
+    from clear_core.signals import form, neighbors
+
+    _ann(monkeypatch)
+    rng = np.random.default_rng(5)
+    n = 600
+    centres = rng.normal(size=(3, 16))
+    label = rng.integers(3, size=n)
+    pe = (centres[label] + 0.5 * rng.normal(size=(n, 16))).astype(np.float32) + 1.0
+    re_ = rng.normal(size=(n, 16)).astype(np.float32)
+    responses = [("neg", "neu", "pos")[c] for c in label]
+    responses[:120] = [f"a free-text answer number {i}" for i in range(120)]  # mixed: the "other" class too
+    assert knn._large(n)
+    _, want = neighbors.fit(pe.copy(), re_.copy(), responses)
+    p_given, r_given = pe.copy(), re_.copy()
+    model, got = neighbors.fit(p_given, r_given, responses, overwrite=True)
+    np.testing.assert_allclose(got.values, want.values, atol=1e-9)
+    assert model.prompt_unit is p_given and model.response_unit is r_given
+    np.testing.assert_allclose(p_given, knn.unit(pe, pe.mean(axis=0)), atol=1e-5)
+    assert form.fit(p_given, [[{"role": "user", "content": "q"}]] * n, responses)[0].prompt_unit is p_given

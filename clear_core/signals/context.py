@@ -40,7 +40,7 @@ class ContextIndex:
     @classmethod
     def build(cls, row_idx, prompt_emb) -> "ContextIndex":
         row_idx = np.asarray(row_idx, dtype=np.int64)
-        return cls(row_idx, knn.centred_unit(prompt_emb)[0].astype(np.float32),
+        return cls(row_idx, knn.centred_unit(prompt_emb)[0].astype(np.float32, copy=False),
                    {int(r): i for i, r in enumerate(row_idx)})
 
     def examples_for(self, rows: Sequence[int], k: int = K) -> np.ndarray:

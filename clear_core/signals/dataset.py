@@ -27,9 +27,10 @@ class Rows:
     prompts: Sequence
     responses: Sequence[str]
     raw: Mapping[str, np.ndarray] = field(default_factory=dict)
-    # The response embeddings belong to this fit alone: neighbors (their one reader) may turn them into its unit
-    # vectors in place on a large dataset instead of holding a second matrix. The scoring pipeline sets it.
-    scratch_responses: bool = False
+    # The embedding matrices belong to this fit alone: on a large dataset neighbors may turn each into its unit
+    # vectors in place instead of holding a second matrix (form and likelihood_rel then share those through
+    # knn.centred_unit's cache). The scoring pipeline sets it.
+    scratch_embeddings: bool = False
 
     def __len__(self) -> int:
         return len(self.responses)

@@ -158,9 +158,10 @@ def _suspicious(oof: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def fit(prompt_emb, response_emb, responses, config: NeighborsConfig = NeighborsConfig(),
-        overwrite_responses: bool = False) -> tuple[NeighborsModel, NeighborsResult]:
+        overwrite: bool = False) -> tuple[NeighborsModel, NeighborsResult]:
     """Fit the dataset model and score every row out-of-fold; see the module docstring for the method.
-    overwrite_responses: response_emb is the caller's to give up (knn.centred_unit's in_place)."""
+    overwrite: both embedding matrices are the caller's to give up (knn.centred_unit's in_place): on a large
+    dataset each becomes its own unit vectors, the prompts' once the classifier has read them as they are."""
     # Kept in their own precision (float32 from the workspace): a float64 copy of a million rows is 4.6 GB each.
     prompt_emb, response_emb = np.asarray(prompt_emb), np.asarray(response_emb)
     n = len(responses)
@@ -170,7 +171,7 @@ def fit(prompt_emb, response_emb, responses, config: NeighborsConfig = Neighbors
         raise ValueError("neighbors needs at least 2 rows")
     cfg = config
     rng = np.random.default_rng(cfg.seed)
-    (pu, p_mean), (ru, r_mean) = knn.centred_unit(prompt_emb), knn.centred_unit(response_emb, overwrite_responses)
+    ru, r_mean = knn.centred_unit(response_emb, overwrite)
     labels, classes = detect_classes(responses, cfg)
     cat = labels >= 0
     fold_of = np.full(n, -1)
@@ -197,14 +198,15 @@ def fit(prompt_emb, response_emb, responses, config: NeighborsConfig = Neighbors
         self_conf = oof[np.arange(len(idx)), y]
         raw[idx] = self_conf
         values[idx] = self_conf
-        if cfg.knn_weight > 0:
-            values[idx] = (1 - cfg.knn_weight) * self_conf + cfg.knn_weight * _label_agreement(pu[idx], y, cfg.k)
         spelled = Counter(zip(labels[idx], (str(responses[i]).strip() for i in idx)))
         class_text = tuple(max(((c, t) for (j, t), c in spelled.items() if j == k), default=(0, classes[k]))[1]
                            for k in range(len(classes)))
         best = oof.argmax(axis=1)
         predicted[idx] = np.array(class_text, dtype=object)[best]
         predicted_prob[idx] = oof.max(axis=1)
+    pu, p_mean = knn.centred_unit(prompt_emb, overwrite)  # after the classifier, which reads the embeddings as given
+    if cat.any() and cfg.knn_weight > 0:
+        values[idx] = (1 - cfg.knn_weight) * self_conf + cfg.knn_weight * _label_agreement(pu[idx], y, cfg.k)
     reference = rng.permutation(n)[:min(cfg.n_reference, n)]
     model = NeighborsModel(cfg, pu, ru, p_mean, r_mean, labels, classes, class_text, fold_of, models, has_other,
                            reference)
@@ -226,7 +228,7 @@ def fit_rows(data):
     `score_queries`."""
     from .dataset import Fitted
 
-    model, res = fit(data.prompt_emb, data.response_emb, data.responses, overwrite_responses=data.scratch_responses)
+    model, res = fit(data.prompt_emb, data.response_emb, data.responses, overwrite=data.scratch_embeddings)
     return Fitted(np.asarray(res.values, float), np.asarray(res.raw, float), model,
                   lambda q, src: score_queries(model, q.prompt_emb, q.response_emb, q.responses, src))
 
