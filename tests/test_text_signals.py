@@ -117,6 +117,8 @@ def test_artifacts_ignore_code_and_common_patterns():
     "He earns $20/hour * 3 hours = $70",
     "$80,000 * 140% = $112,000 and then $112,000 * 120% = $83,124",
     "So 40 + 2 = 42.\n#### 41",
+    "9 kilometers is 63 meters.", "There are 100 minutes in an hour.", "A foot has 13 inches.",  # unit definitions
+    "Convert first: 2 weeks = 10 days, then add 3.",
 ])
 def test_arithmetic_fires_on_contradictions(response):
     assert arithmetic.check(response)[0] <= arithmetic.STEP_WRONG
@@ -128,6 +130,10 @@ def test_arithmetic_fires_on_contradictions(response):
     "2x + 3 = 7 so x = 2",                       # algebra, not arithmetic
     "27 days*1 hour a day = 27 hours", "The ratio is 7/12 / 1/12 = 7",  # ambiguous fractions are skipped
     "There is no arithmetic here = fine.", "So 40 + 2 = 42.\n#### 42",
+    "7 days is 168 hours.", "There are 60 minutes in an hour.", "2.5 kg is 2,500 grams", "A yard has 3 feet.",
+    "60 minutes/week * 2 weeks = 120 minutes",   # an amount inside a product is no conversion
+    "1 mile is 1.6 km", "5 pounds is about 2.3 kg",  # across systems: rounded on purpose, not checked
+    "A month has 30 days.", "The second day is 3 hours long",  # months have no one size; "second" as an ordinal
 ])
 def test_arithmetic_ignores_correct_or_uncheckable_work(response):
     assert arithmetic.check(response)[0] == 1.0

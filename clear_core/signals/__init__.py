@@ -105,7 +105,8 @@ REGISTRY: dict[str, Signal] = {s.name: s for s in (
            "no control characters, literal escapes, HTML entities or mojibake that the dataset's answers lack",
            label="No text artifacts", detector=True),
     Signal("arithmetic", "dataset", "arithmetic:fit_rows",
-           "the response's own arithmetic holds ('a op b = c' steps and the stated final answer)",
+           "the response's own arithmetic holds ('a op b = c' steps, unit conversions such as '7 days is 168 hours', "
+           "and the stated final answer)",
            label="Arithmetic holds", detector=True),
 )}
 

@@ -4,9 +4,12 @@ higher = more trustworthy.
 Every "expression = number" in the response (GSM8K style: "$20/hour * 3 hours = $60", "200 – 96 = 104",
 "80,000 * 140% = 112,000") is parsed after dropping units, currency and thousands separators, evaluated safely (+,
 -, *, /, x, ×, ÷, %, parentheses; no names), and compared with the number written after "=". A stated final answer
-("The answer is 42", "#### 42", "\\boxed{42}") must equal the last computed result. Rounding to the written
-precision is allowed. A row with no checkable equation scores 1.0; one with a contradiction scores 0.05 (the
-final result or final answer) or 0.15 (an intermediate step).
+("The answer is 42", "#### 42", "\\boxed{42}") must equal the last computed result. A stated conversion between
+two units of one system whose ratio is fixed by definition ("7 days is 168 hours", "there are 60 minutes in an
+hour", "a foot has 12 inches": time from seconds to weeks, metric length, mass and volume, imperial length and
+mass) must hold too; conversions across systems (miles to kilometres) are often rounded on purpose and are not
+checked. Rounding to the written precision is allowed. A row with no checkable statement scores 1.0; one with a
+contradiction scores 0.05 (the last checked statement or the final answer) or 0.15 (an earlier step).
 """
 
 from __future__ import annotations
@@ -24,6 +27,30 @@ STEP_WRONG = 0.15
 NUM = r"\d+(?:[, ]\d{3}(?!\d))*(?:\.\d+)?"  # thousands written 1,000 or 1 000
 EQUATION = re.compile(rf"([\d$(][^=\n]*?)=\s*\$?\s*(-?{NUM})(?![\d,.]?\d)(?!\s*[-+*/×÷x]\s*\$?\d)")
 FINAL = re.compile(rf"(?:####|answer is:?|\\boxed\{{)\s*\$?\s*(-?{NUM})", re.I)
+# Units whose ratios are definitions: name -> (system and quantity, size in the quantity's base unit). Months and
+# years (28-31 and 365-366 days), cups and gallons (US or imperial) and tons have no single size and are left out.
+_UNIT_SIZES = {
+    "time": {"second": 1, "sec": 1, "minute": 60, "min": 60, "hour": 3600, "hr": 3600, "day": 86400,
+             "week": 604800},
+    "metric length": {"millimeter": 1e-3, "millimetre": 1e-3, "mm": 1e-3, "centimeter": 1e-2, "centimetre": 1e-2,
+                      "cm": 1e-2, "meter": 1, "metre": 1, "kilometer": 1e3, "kilometre": 1e3, "km": 1e3},
+    "metric mass": {"milligram": 1e-3, "mg": 1e-3, "gram": 1, "kilogram": 1e3, "kg": 1e3},
+    "metric volume": {"milliliter": 1e-3, "millilitre": 1e-3, "ml": 1e-3, "liter": 1, "litre": 1},
+    "imperial length": {"inch": 1, "inches": 1, "foot": 12, "feet": 12, "yard": 36, "mile": 63360},
+    "imperial mass": {"ounce": 1, "oz": 1, "pound": 16, "lb": 16, "lbs": 16},
+}
+UNITS = {name: (system, size) for system, sizes in _UNIT_SIZES.items() for name, size in sizes.items()}
+_UNIT_HINTS = tuple(sorted({name[:3] for name in UNITS}))  # a text without any of these names no unit: skipped fast
+_UNIT = "(" + "|".join(sorted(UNITS, key=len, reverse=True)) + r")(?:e?s)?\b"
+_COUNT = rf"(?<![\w.,/$])({NUM}|an?|one)\s+"
+_IS = r"\s+(?:is|are|equals?|makes?|(?:is|are) equal to|=)\s+(?:about\s+|exactly\s+)?"
+CONVERSIONS = (  # (pattern, group of the given amount, its unit, group of the stated amount, its unit)
+    (re.compile(rf"{_COUNT}{_UNIT}{_IS}({NUM})\s+{_UNIT}", re.I), 1, 2, 3, 4),        # "7 days is 168 hours"
+    (re.compile(rf"\bthere\s+(?:are|is)\s+({NUM})\s+{_UNIT}\s+in\s+(?:an?|one|({NUM}))\s+{_UNIT}", re.I),
+     3, 4, 1, 2),                                                                    # "there are 60 minutes in an hour"
+    (re.compile(rf"{_COUNT}{_UNIT}\s+(?:has|have|contains?)\s+({NUM})\s+{_UNIT}", re.I),
+     1, 2, 3, 4),                                                                    # "a foot has 12 inches"
+)
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 
 
@@ -104,18 +131,49 @@ def _matches(value: float, written: str) -> bool:
     return any(abs(v - target) <= tol or (decimals == 0 and abs(v - target) < 1) for v in (value, value * 100))
 
 
+def _amount(written: str | None) -> float:
+    return 1.0 if written is None or written.lower() in ("a", "an", "one") else float(re.sub(r"[, ]", "", written))
+
+
+def _inside_a_rate(before: str, amount: str | None) -> bool:
+    """The amount ends a product ("60 min/week * 2 weeks = ...") or, as "a"/"an", a rate ("1 hour a day = ...")."""
+    before = before.rstrip()
+    if before[-1:] in tuple("*×x/+-–÷("):
+        return True
+    word = re.search(r"(\w+)$", before)
+    return bool(amount and amount.lower() in ("a", "an") and word
+                and re.fullmatch(_UNIT + "|" + NUM, word.group(1), re.I))
+
+
+def conversions(text: str) -> list[tuple[int, bool]]:
+    """(position, holds) of each checkable unit conversion the text states (see the module docstring)."""
+    lower = text.lower()
+    if not any(hint in lower for hint in _UNIT_HINTS):
+        return []
+    out = {}
+    for pattern, given, given_unit, stated, stated_unit in CONVERSIONS:
+        for m in pattern.finditer(text):
+            a, b = UNITS[m.group(given_unit).lower()], UNITS[m.group(stated_unit).lower()]
+            if a[0] != b[0] or a[1] == b[1] or _inside_a_rate(text[:m.start()], m.group(given)):
+                continue  # not two different units of one system, or no conversion
+            out.setdefault(m.start(), _matches(_amount(m.group(given)) * a[1] / b[1], m.group(stated)))
+    return sorted(out.items())
+
+
 def check(response: str) -> tuple[float, int, int]:
-    """(value, equations checked, contradictions)."""
+    """(value, statements checked, contradictions)."""
     text = str(response)
-    checked, wrong, last_wrong, last = 0, 0, False, None
+    last = None
+    steps = []  # (position, holds) of every equation and conversion checked
     for m in EQUATION.finditer(text):
         value = evaluate(m.group(1))
         if value is None:
             continue
-        checked += 1
-        ok = _matches(value, m.group(2))
-        wrong += not ok
-        last_wrong, last = not ok, value
+        steps.append((m.start(), _matches(value, m.group(2))))
+        last = value
+    steps = sorted(steps + conversions(text))
+    checked, wrong = len(steps), sum(not ok for _, ok in steps)
+    last_wrong = bool(steps) and not steps[-1][1]
     final = FINAL.findall(text)
     if final and last is not None and not _matches(last, final[-1]):
         return FINAL_WRONG, checked, wrong + 1
