@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_data" / "demo.jsonl"
 MODELS = {"default": "Embedded SmolLM2-135M-Instruct (default, offline)", "custom": "A local model dir, .gguf or HF id",
           "tiny": "Tiny random model (tests and demos only)"}
-PRESET_HELP = {"fast": "likelihood (mean, weakest token, end of turn) + reflection + neighbours + form, no sampling",
+PRESET_HELP = {"fast": "likelihood (mean, weakest token, end of turn, against similar rows) + reflection + neighbours "
+                       "+ form + five text checks (appended instruction, placeholder, unseen input, artifacts, "
+                       "arithmetic), no sampling",
                "balanced": "+ in-context likelihood: a second pass with similar rows as examples, no sampling",
                "thorough": "+ consistency over 5 samples and IFD, BSDetector weights (slow)"}
 s = st.session_state
