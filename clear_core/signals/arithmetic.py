@@ -40,7 +40,7 @@ _UNIT_SIZES = {
     "imperial mass": {"ounce": 1, "oz": 1, "pound": 16, "lb": 16, "lbs": 16},
 }
 UNITS = {name: (system, size) for system, sizes in _UNIT_SIZES.items() for name, size in sizes.items()}
-_UNIT_HINTS = tuple(sorted({name[:3] for name in UNITS}))  # a text without any of these names no unit: skipped fast
+_UNIT_HINTS = tuple(sorted({name[:3] for name in UNITS}))  # a text holding none of these names no unit: skipped fast
 _UNIT = "(" + "|".join(sorted(UNITS, key=len, reverse=True)) + r")(?:e?s)?\b"
 _COUNT = rf"(?<![\w.,/$])({NUM}|an?|one)\s+"
 _IS = r"\s+(?:is|are|equals?|makes?|(?:is|are) equal to|=)\s+(?:about\s+|exactly\s+)?"
@@ -121,8 +121,13 @@ def evaluate(expr: str) -> float | None:
         return None
 
 
+def _plain(written: str) -> str:
+    """A written number without its thousands separators ("1,000", "1 000" -> "1000")."""
+    return written.replace(",", "").replace(" ", "")
+
+
 def _matches(value: float, written: str) -> bool:
-    written = written.replace(",", "").replace(" ", "")
+    written = _plain(written)
     target = float(written)
     decimals = len(written.split(".")[1]) if "." in written else 0
     tol = max(0.5 * 10 ** -decimals, 1e-6 * abs(target)) + 1e-9
@@ -132,7 +137,7 @@ def _matches(value: float, written: str) -> bool:
 
 
 def _amount(written: str | None) -> float:
-    return 1.0 if written is None or written.lower() in ("a", "an", "one") else float(re.sub(r"[, ]", "", written))
+    return 1.0 if written is None or written.lower() in ("a", "an", "one") else float(_plain(written))
 
 
 def _inside_a_rate(before: str, amount: str | None) -> bool:
